@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import { ConfigError } from '#shared/errors';
+
+/**
+ * The one configuration schema (STYLE.md rule 6). Every default lives here; nothing else
+ * reads `process.env`. Parse once per cold start with {@link loadConfig}.
+ */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const positiveInt = () => z.coerce.number().int().positive();
+
+export const ConfigSchema = z
+  .object({
+    /** Full connection string; when set it wins over the DB_* parts. */
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    DB_HOST: z.string().min(1).optional(),
+    DB_PORT: z.coerce.number().int().min(1).max(65535).default(5432),
+    DB_NAME: z.string().min(1).default('postgres'),
+    DB_USER: z.string().min(1).default('postgres'),
+    /** Static password (local use). In AWS prefer DB_IAM_AUTH=true. */
+    DB_PASSWORD: z.string().optional(),
+    /** Sign a fresh RDS IAM auth token for every new connection (@aws-sdk/rds-signer). */
+    DB_IAM_AUTH: bool.default(false),
+    /** disable: plain TCP; require: TLS without verification; verify-full: TLS, CA + host name checked. */
+    DB_SSL_MODE: z.enum(['disable', 'require', 'verify-full']).default('verify-full'),
+    /** PEM bundle for verify-full (e.g. the RDS global bundle); Node's store is used when unset. */
+    DB_SSL_CA_FILE: z.string().min(1).optional(),
+    /** Pool size per process. 1 fits Lambda: one invocation at a time per instance. */
+    DB_POOL_MAX: positiveInt().max(100).default(1),
+    DB_CONNECT_TIMEOUT_MS: positiveInt().default(5_000),
+    DB_IDLE_TIMEOUT_MS: positiveInt().default(60_000),
+    /** Send BEGIN / statement / COMMIT without waiting between them (one round trip). */
+    DB_PIPELINE: bool.default(true),
+
+    /** Default per-request time limit, enforced on the client (`query_timeout`). */
+    QUERY_TIMEOUT_MS: positiveInt().default(5_000),
+    /** Largest `timeoutMs` a caller may ask for. */
+    QUERY_MAX_TIMEOUT_MS: positiveInt().default(30_000),
+    /** Default row cap when the request has no `maxRows`. */
+    QUERY_DEFAULT_MAX_ROWS: positiveInt().default(1_000),
+    /** Largest `maxRows` a caller may ask for. */
+    QUERY_MAX_ROWS: positiveInt().default(10_000),
+    /** Largest response body in bytes (API Gateway + Lambda cap payloads at 6 MB). */
+    QUERY_MAX_RESPONSE_BYTES: positiveInt().max(6_000_000).default(5_000_000),
+    /** Allow INSERT / UPDATE / DELETE / MERGE through the query API. */
+    QUERY_ALLOW_WRITES: bool.default(false),
+    /** Largest accepted SQL text in bytes. */
+    QUERY_MAX_SQL_BYTES: positiveInt().default(100_000),
+    /** Largest number of bound parameters. */
+    QUERY_MAX_PARAMS: positiveInt().max(65_535).default(1_000),
+
+    /** Entries kept in the per-process parse cache (shared/sql). */
+    SQL_PARSE_CACHE_ENTRIES: positiveInt().default(2_000),
+
+    /** Powertools service name and metrics namespace. */
+    SERVICE_NAME: z.string().min(1).default('dbopt'),
+    METRICS_NAMESPACE: z.string().min(1).default('dbopt'),
+    LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
+
+    /** Local mode: HTTP port of the API Gateway–shaped server. */
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    /** Local mode: where the embedded PostgreSQL keeps its files (memory when unset). */
+    DBOPT_DATA_DIR: z.string().min(1).optional(),
+    AWS_REGION: z.string().min(1).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.DATABASE_URL && !c.DB_HOST) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DB_HOST'],
+        message: 'set DB_HOST (e.g. the RDS Proxy endpoint) or DATABASE_URL',
+      });
+    }
+    if (c.DB_IAM_AUTH && !c.AWS_REGION) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AWS_REGION'],
+        message: 'required when DB_IAM_AUTH=true',
+      });
+    }
+    if (c.DB_IAM_AUTH && c.DB_SSL_MODE === 'disable') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DB_SSL_MODE'],
+        message: 'IAM authentication needs TLS; use require or verify-full',
+      });
+    }
+    if (c.QUERY_TIMEOUT_MS > c.QUERY_MAX_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['QUERY_TIMEOUT_MS'],
+        message: `must not exceed QUERY_MAX_TIMEOUT_MS (${c.QUERY_MAX_TIMEOUT_MS})`,
+      });
+    }
+    if (c.QUERY_DEFAULT_MAX_ROWS > c.QUERY_MAX_ROWS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['QUERY_DEFAULT_MAX_ROWS'],
+        message: `must not exceed QUERY_MAX_ROWS (${c.QUERY_MAX_ROWS})`,
+      });
+    }
+  });
+
+export type Config = Readonly<z.output<typeof ConfigSchema>>;
+
+/**
+ * Parses the environment once into a frozen, typed object. Empty strings count as unset.
+ * Throws one {@link ConfigError} that names every bad variable.
+ *
+ * @example
+ * const config = loadConfig(); // at module scope of a handler, once per cold start
+ */
+export const loadConfig = (
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Config => {
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
+  const parsed = ConfigSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? '(root)')))];
+    throw new ConfigError(
+      `Invalid configuration (${names.join(', ')}):\n${z.prettifyError(parsed.error)}`,
+      { details: { variables: names } },
+    );
+  }
+  return Object.freeze(parsed.data);
+};
