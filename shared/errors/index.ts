@@ -70,6 +70,11 @@ export class ReadOnlyViolationError extends AppError {
   readonly code = 'READ_ONLY_VIOLATION';
 }
 
+/** SQLSTATE class 22: a value the caller sent does not fit its type (e.g. 'abc' for an int). */
+export class DataError extends AppError {
+  readonly code = 'INVALID_DATA';
+}
+
 /** Any other error the database reported; the SQLSTATE is kept in `details.sqlState`. */
 export class DatabaseError extends AppError {
   readonly code = 'DATABASE_ERROR';

@@ -1,0 +1,42 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { loadConfig } from '#shared/config';
+import { createDatabase, databaseOptionsFromConfig } from '#shared/db';
+import { httpErrors, jsonResponse, readJsonBody, requireMethod } from '#shared/http';
+import { createQueryRequestParser, queryPolicyFromConfig, runQuery } from '#shared/query';
+import { createSqlAnalyzer, initSqlParser } from '#shared/sql';
+
+// Once per cold start: config, clients (the pool connects lazily), the parser's WASM module.
+const config = loadConfig();
+const logger = new Logger({ serviceName: config.SERVICE_NAME, logLevel: config.LOG_LEVEL });
+const metrics = new Metrics({
+  namespace: config.METRICS_NAMESPACE,
+  serviceName: config.SERVICE_NAME,
+});
+const policy = queryPolicyFromConfig(config);
+const parseRequest = createQueryRequestParser(policy);
+await initSqlParser();
+const deps = {
+  db: createDatabase(databaseOptionsFromConfig(config), logger),
+  sql: createSqlAnalyzer({ cacheEntries: config.SQL_PARSE_CACHE_ENTRIES }),
+  policy,
+  metrics,
+};
+
+const baseHandler = async (event: APIGatewayProxyEvent) => {
+  requireMethod(event, 'POST');
+  return jsonResponse(200, await runQuery(parseRequest(readJsonBody(event)), deps));
+};
+
+/** POST /query (API Gateway REST proxy integration). */
+export const handler = middy(baseHandler)
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics))
+  .use(httpErrors({ logger, metrics }));
+
+/** Closes the pool; local mode calls it on Ctrl-C. Lambda never needs it. */
+export const shutdown = (): Promise<void> => deps.db.end();

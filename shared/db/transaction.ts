@@ -1,0 +1,52 @@
+import type pg from 'pg';
+import { mapDbError } from './errors.ts';
+import type { Database } from './pool.ts';
+
+/** The narrow query surface most of dbopt needs; a pg.Pool, pg.PoolClient or a fake fits. */
+export interface Queryable {
+  query<R extends Record<string, unknown> = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<{ rows: R[] }>;
+}
+
+/**
+ * Runs `work` inside `BEGIN READ ONLY` with `SET LOCAL statement_timeout`, then commits. The
+ * time limit lives only as long as the transaction, so nothing leaks into the pooled session
+ * (a session-level SET would pin an RDS Proxy connection for good). Errors are mapped to typed
+ * errors; the transaction is rolled back and a broken connection is destroyed.
+ *
+ * @example
+ * const plans = await withReadOnlyTransaction(db, { timeoutMs: 2_000 }, (tx) =>
+ *   tx.query('/* dbopt *\/ EXPLAIN (FORMAT JSON) SELECT …'),
+ * );
+ */
+export const withReadOnlyTransaction = async <T>(
+  db: Database,
+  options: { timeoutMs: number },
+  work: (tx: Queryable) => Promise<T>,
+): Promise<T> => {
+  let client: pg.PoolClient;
+  try {
+    client = await db.pool().connect();
+  } catch (err) {
+    throw mapDbError(err);
+  }
+  try {
+    await client.query(
+      `BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}`,
+    );
+    const result = await work(client as unknown as Queryable);
+    await client.query('COMMIT');
+    client.release();
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+      client.release();
+    } catch (rollbackErr) {
+      client.release(rollbackErr instanceof Error ? rollbackErr : true);
+    }
+    throw mapDbError(err);
+  }
+};

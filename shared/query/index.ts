@@ -1,0 +1,206 @@
+import { z } from 'zod';
+import type { Config } from '#shared/config';
+import { BUILTIN_TYPE_NAMES, type Database, executeStatement, type ResultField } from '#shared/db';
+import { ResultTooLargeError, ValidationError } from '#shared/errors';
+import { type MetricsSink, MetricUnit } from '#shared/metrics';
+import { assertSingleStatement, type SqlAnalysis, type SqlAnalyzer } from '#shared/sql';
+
+/** Limits and policy of the query API, taken from {@link Config}. */
+export interface QueryPolicy {
+  allowWrites: boolean;
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  defaultMaxRows: number;
+  maxRows: number;
+  maxResponseBytes: number;
+  maxSqlBytes: number;
+  maxParams: number;
+}
+
+export const queryPolicyFromConfig = (config: Config): QueryPolicy =>
+  Object.freeze({
+    allowWrites: config.QUERY_ALLOW_WRITES,
+    defaultTimeoutMs: config.QUERY_TIMEOUT_MS,
+    maxTimeoutMs: config.QUERY_MAX_TIMEOUT_MS,
+    defaultMaxRows: config.QUERY_DEFAULT_MAX_ROWS,
+    maxRows: config.QUERY_MAX_ROWS,
+    maxResponseBytes: config.QUERY_MAX_RESPONSE_BYTES,
+    maxSqlBytes: config.QUERY_MAX_SQL_BYTES,
+    maxParams: config.QUERY_MAX_PARAMS,
+  });
+
+export interface QueryDeps {
+  db: Database;
+  sql: SqlAnalyzer;
+  policy: QueryPolicy;
+  metrics: MetricsSink;
+}
+
+/** A bound value: JSON scalars, arrays (sent as PostgreSQL arrays) and objects (sent as JSON). */
+const ParamSchema = z.union([
+  z.string(),
+  z.number(),
+  z.boolean(),
+  z.null(),
+  z.array(z.unknown()),
+  z.record(z.string(), z.unknown()),
+]);
+
+const buildRequestSchema = (policy: QueryPolicy) =>
+  z.strictObject({
+    sql: z
+      .string({ error: (i) => (i.input === undefined ? 'is required' : 'must be a string') })
+      .refine((s) => s.trim().length > 0, 'must not be empty')
+      .refine(
+        (s) => Buffer.byteLength(s) <= policy.maxSqlBytes,
+        `must be at most ${policy.maxSqlBytes} bytes`,
+      ),
+    params: z
+      .array(ParamSchema, { error: 'must be an array of JSON values' })
+      .max(policy.maxParams, `must have at most ${policy.maxParams} items`)
+      .optional(),
+    timeoutMs: z
+      .number({ error: 'must be a number of milliseconds' })
+      .int('must be an integer')
+      .positive('must be positive')
+      .max(policy.maxTimeoutMs, `must be at most ${policy.maxTimeoutMs}`)
+      .optional(),
+    maxRows: z
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .positive('must be positive')
+      .max(policy.maxRows, `must be at most ${policy.maxRows}`)
+      .optional(),
+  });
+
+export type QueryRequest = {
+  sql: string;
+  params?: unknown[];
+  timeoutMs?: number;
+  maxRows?: number;
+};
+
+export interface QueryResponse {
+  rows: Record<string, unknown>[];
+  rowCount: number;
+  fields: { name: string; dataType: string }[];
+  durationMs: number;
+}
+
+/** Builds the request validator once; the schema depends only on the policy. */
+export const createQueryRequestParser = (policy: QueryPolicy) => {
+  const schema = buildRequestSchema(policy);
+  return (body: unknown): QueryRequest => {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new ValidationError(
+        'INVALID_REQUEST',
+        'The body must be a JSON object like {"sql": "SELECT 1"}',
+      );
+    }
+    const parsed = schema.safeParse(body);
+    if (parsed.success) return parsed.data;
+    const problems = parsed.error.issues.map((issue) => {
+      if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
+      const field = issue.path.length ? issue.path.join('.') : 'body';
+      return `${field}: ${issue.message}`;
+    });
+    const fields = [
+      ...new Set(
+        parsed.error.issues.flatMap((i) =>
+          i.code === 'unrecognized_keys' ? i.keys : [String(i.path[0] ?? 'body')],
+        ),
+      ),
+    ];
+    throw new ValidationError('INVALID_REQUEST', problems.join('; '), { details: { fields } });
+  };
+};
+
+const WRITE_KINDS: ReadonlySet<string> = new Set(['insert', 'update', 'delete', 'merge']);
+
+/**
+ * The statement policy: exactly one statement; SELECT (or VALUES / set operations) always;
+ * INSERT/UPDATE/DELETE/MERGE and locking reads only when writes are allowed; DDL, utility and
+ * transaction-control statements never (they would change session state or the schema).
+ * Returns whether the statement must run read-only.
+ */
+export const checkStatementPolicy = (
+  analysis: SqlAnalysis,
+  paramCount: number,
+  policy: QueryPolicy,
+): { readOnly: boolean } => {
+  assertSingleStatement(analysis);
+  const isWrite =
+    WRITE_KINDS.has(analysis.kind) || (analysis.kind === 'select' && !analysis.readOnly);
+  if (analysis.kind !== 'select' && !isWrite) {
+    throw new ValidationError(
+      'STATEMENT_NOT_ALLOWED',
+      `${analysis.kind.toUpperCase()} statements are not allowed through the query API; send SELECT${policy.allowWrites ? ', INSERT, UPDATE, DELETE or MERGE' : ''}`,
+      { details: { kind: analysis.kind } },
+    );
+  }
+  if (isWrite && !policy.allowWrites) {
+    throw new ValidationError(
+      'WRITE_NOT_ALLOWED',
+      'The query API is read-only: this statement writes or locks rows. Set QUERY_ALLOW_WRITES=true to allow writes',
+      { details: { kind: analysis.kind } },
+    );
+  }
+  if (analysis.maxParamIndex !== paramCount) {
+    throw new ValidationError(
+      'PARAM_COUNT_MISMATCH',
+      `The statement uses ${analysis.maxParamIndex} parameter(s) ($1…$${analysis.maxParamIndex}) but params has ${paramCount}`,
+      { details: { expected: analysis.maxParamIndex, received: paramCount } },
+    );
+  }
+  return { readOnly: !isWrite };
+};
+
+const typeNameOf = (field: ResultField): string =>
+  BUILTIN_TYPE_NAMES.get(field.dataTypeId) ?? `oid:${field.dataTypeId}`;
+
+/**
+ * Validates, checks policy, runs the statement and serializes the response. Returns the JSON
+ * body text: serializing here lets the byte cap be checked on the exact bytes sent.
+ *
+ * @throws ValidationError (4xx), SqlSyntaxError, ResultTooLargeError, QueryTimeoutError,
+ *   DatabaseUnavailableError and the other typed errors of shared/db.
+ */
+export const runQuery = async (request: QueryRequest, deps: QueryDeps): Promise<string> => {
+  const { policy } = deps;
+  const params = request.params ?? [];
+  const analysis = deps.sql.analyze(request.sql);
+  const { readOnly } = checkStatementPolicy(analysis, params.length, policy);
+  const maxRows = request.maxRows ?? policy.defaultMaxRows;
+
+  const startedAt = performance.now();
+  const result = await executeStatement(deps.db, {
+    sql: request.sql,
+    params,
+    readOnly,
+    timeoutMs: request.timeoutMs ?? policy.defaultTimeoutMs,
+    maxRows,
+  });
+  const durationMs = Math.round((performance.now() - startedAt) * 100) / 100;
+  deps.metrics.addMetric('QueryDuration', MetricUnit.Milliseconds, durationMs);
+
+  const response: QueryResponse = {
+    rows: result.rows,
+    rowCount: result.rowCount,
+    fields: result.fields.map((f) => ({ name: f.name, dataType: typeNameOf(f) })),
+    durationMs,
+  };
+  const body = JSON.stringify(response);
+  // String length undercounts multi-byte characters; measure bytes only when it could matter.
+  if (
+    body.length * 3 > policy.maxResponseBytes &&
+    Buffer.byteLength(body) > policy.maxResponseBytes
+  ) {
+    throw new ResultTooLargeError(
+      'RESPONSE_TOO_LARGE',
+      `The response would be larger than ${policy.maxResponseBytes} bytes; select fewer columns or rows`,
+      { details: { maxResponseBytes: policy.maxResponseBytes } },
+    );
+  }
+  deps.metrics.addMetric('ResponseBytes', MetricUnit.Bytes, body.length);
+  return body;
+};
