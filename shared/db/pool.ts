@@ -141,3 +141,23 @@ export const createDatabase = (options: DatabaseOptions, logger?: DbLogger): Dat
     },
   };
 };
+
+/**
+ * Checks a client out of the pool. While it is checked out, a socket error is delivered to
+ * the running query (which rejects with it); the listener added here only keeps the same error,
+ * emitted again as an 'error' event, from crashing the process. `release(err)` destroys it.
+ */
+export const acquireClient = async (
+  db: Database,
+): Promise<{ client: pg.PoolClient; release: (err?: Error | boolean) => void }> => {
+  const client = await db.pool().connect();
+  const onError = (): void => undefined;
+  client.on('error', onError);
+  return {
+    client,
+    release: (err) => {
+      client.off('error', onError);
+      client.release(err);
+    },
+  };
+};

@@ -4,7 +4,7 @@ import pg from 'pg';
 import pgUtils from 'pg/lib/utils.js';
 import { ResultTooLargeError } from '#shared/errors';
 import { mapDbError } from './errors.ts';
-import type { Database } from './pool.ts';
+import { acquireClient, type Database } from './pool.ts';
 import { apiTypeParsers } from './types.ts';
 
 const { prepareValue } = pgUtils;
@@ -206,12 +206,13 @@ export const executeStatement = async (
   request: StatementRequest,
   clientGraceMs = 1_000,
 ): Promise<StatementResult> => {
-  let client: pg.PoolClient;
+  let checkout: Awaited<ReturnType<typeof acquireClient>>;
   try {
-    client = await db.pool().connect();
+    checkout = await acquireClient(db);
   } catch (err) {
     throw mapDbError(err);
   }
+  const { client, release } = checkout;
   const batch = new StatementBatch(request, request.timeoutMs + clientGraceMs);
   try {
     await runBatch(client, batch);
@@ -222,9 +223,9 @@ export const executeStatement = async (
       }
       await client.query('COMMIT');
     }
-    client.release();
+    release();
   } catch (err) {
-    await abandon(client, err);
+    await abandon(client, release, err);
     throw mapDbError(err);
   }
   if (batch.rowLimitHit) throw rowLimitError(request.maxRows);
@@ -236,16 +237,20 @@ export const executeStatement = async (
  * transaction is rolled back; anything else (client-side timeout with the statement still
  * running, broken socket) destroys the connection instead of returning it to the pool.
  */
-const abandon = async (client: pg.PoolClient, err: unknown): Promise<void> => {
+const abandon = async (
+  client: pg.PoolClient,
+  release: (err?: Error | boolean) => void,
+  err: unknown,
+): Promise<void> => {
   const reusable = err instanceof pg.DatabaseError || err instanceof ResultTooLargeError;
   if (!reusable) {
-    client.release(err instanceof Error ? err : true);
+    release(err instanceof Error ? err : true);
     return;
   }
   try {
     await client.query('ROLLBACK');
-    client.release();
+    release();
   } catch (rollbackErr) {
-    client.release(rollbackErr instanceof Error ? rollbackErr : true);
+    release(rollbackErr instanceof Error ? rollbackErr : true);
   }
 };

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { mapDbError } from './errors.ts';
-import type { Database } from './pool.ts';
+import { acquireClient, type Database } from './pool.ts';
 
 /** The narrow query surface most of dbopt needs; a pg.Pool, pg.PoolClient or a fake fits. */
 export interface Queryable {
@@ -26,26 +26,27 @@ export const withReadOnlyTransaction = async <T>(
   options: { timeoutMs: number },
   work: (tx: Queryable) => Promise<T>,
 ): Promise<T> => {
-  let client: pg.PoolClient;
+  let checkout: Awaited<ReturnType<typeof acquireClient>>;
   try {
-    client = await db.pool().connect();
+    checkout = await acquireClient(db);
   } catch (err) {
     throw mapDbError(err);
   }
+  const { client, release } = checkout;
   try {
     await client.query(
       `BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}`,
     );
     const result = await work(client as unknown as Queryable);
     await client.query('COMMIT');
-    client.release();
+    release();
     return result;
   } catch (err) {
     try {
       await client.query('ROLLBACK');
-      client.release();
+      release();
     } catch (rollbackErr) {
-      client.release(rollbackErr instanceof Error ? rollbackErr : true);
+      release(rollbackErr instanceof Error ? rollbackErr : true);
     }
     throw mapDbError(err);
   }

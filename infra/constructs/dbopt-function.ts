@@ -1,0 +1,189 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { LIBPG_QUERY_WASM_PATH, LOCK_FILE_PATH, REPO_ROOT, TSCONFIG_PATH } from '../paths.ts';
+
+/** Every dbopt Lambda runs on this runtime (ARCHITECTURE.md: nodejs22.x, ARM64). */
+export const FUNCTION_RUNTIME = lambda.Runtime.NODEJS_22_X;
+
+export interface DboptFunctionProps {
+  /** Absolute path of the handler module (see `functionEntry`). */
+  readonly entry: string;
+  readonly description: string;
+  /** Powertools service name, also exported as SERVICE_NAME for `shared/config`. */
+  readonly serviceName: string;
+  readonly vpc: ec2.IVpc;
+  /** Function-specific variables; merged over the common ones. */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** @default 512 */
+  readonly memorySizeMb?: number;
+  /** @default 10 seconds */
+  readonly timeout?: Duration;
+  readonly logRetention: logs.RetentionDays;
+  /** @default - no reserved concurrency (account pool) */
+  readonly reservedConcurrency?: number;
+  /**
+   * The function imports `libpg-query` (the PostgreSQL parser, WASM): ship its `.wasm` next
+   * to the bundle.
+   * @default false
+   */
+  readonly usesSqlParser?: boolean;
+}
+
+/**
+ * One dbopt Lambda: a NodejsFunction bundled locally by esbuild as ESM for nodejs22.x/ARM64,
+ * with its own execution role (no managed policies), log group, X-Ray tracing, and a
+ * security group that allows no egress until the owner adds the ports it needs.
+ * Placed in the VPC's isolated subnets: logs, EMF metrics and traces leave through the
+ * Lambda service, so no NAT is needed.
+ */
+export class DboptFunction extends Construct {
+  readonly fn: NodejsFunction;
+  readonly role: iam.Role;
+  readonly securityGroup: ec2.SecurityGroup;
+  readonly logGroup: logs.LogGroup;
+  private readonly vpc: ec2.IVpc;
+
+  constructor(scope: Construct, id: string, props: DboptFunctionProps) {
+    super(scope, id);
+    this.vpc = props.vpc;
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention });
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: `${props.serviceName} Lambda: egress limited to the ports added explicitly`,
+      allowAllOutbound: false,
+    });
+
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of the ${props.serviceName} Lambda`,
+      inlinePolicies: {
+        // What AWSLambdaVPCAccessExecutionRole grants, minus logs on every log group.
+        // https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html
+        VpcNetworkInterfaces: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              actions: [
+                'ec2:CreateNetworkInterface',
+                'ec2:DescribeNetworkInterfaces',
+                'ec2:DescribeSubnets',
+                'ec2:DeleteNetworkInterface',
+                'ec2:AssignPrivateIpAddresses',
+                'ec2:UnassignPrivateIpAddresses',
+              ],
+              resources: ['*'],
+            }),
+          ],
+        }),
+        Logs: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+              resources: [this.logGroup.logGroupArn],
+            }),
+          ],
+        }),
+      },
+    });
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'VPC network-interface management: ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets ' +
+        'only work on "*", and Lambda creates the ENIs on the function\'s behalf before their ids ' +
+        'exist. Same actions as AWSLambdaVPCAccessExecutionRole, without its logs:* on "*".',
+    });
+
+    this.fn = new NodejsFunction(this, 'Function', {
+      entry: props.entry,
+      handler: 'handler',
+      description: props.description,
+      runtime: FUNCTION_RUNTIME,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySizeMb ?? 512,
+      timeout: props.timeout ?? Duration.seconds(10),
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      securityGroups: [this.securityGroup],
+      ...(props.reservedConcurrency === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrency }),
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: LOCK_FILE_PATH,
+      bundling: bundlingOptions(props.usesSqlParser ?? false),
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        SERVICE_NAME: props.serviceName,
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        METRICS_NAMESPACE: 'dbopt',
+        ...props.environment,
+      },
+    });
+
+    // Tracing adds xray:PutTraceSegments/PutTelemetryRecords to the role's default policy.
+    const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
+    if (defaultPolicy) {
+      Validations.of(defaultPolicy).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no ' +
+          'resource-level permissions, so "*" is the only valid resource.',
+      });
+    }
+    Validations.of(this.fn).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        `${FUNCTION_RUNTIME.name} is the runtime chosen in ARCHITECTURE.md (LocalStack and the ` +
+        'local tooling target Node 22); move every function at once when the project upgrades.',
+    });
+  }
+
+  /** Lets the function open TCP connections to `port` anywhere inside its VPC. */
+  allowEgressInVpc(port: ec2.Port, description: string): void {
+    this.securityGroup.addEgressRule(ec2.Peer.ipv4(this.vpc.vpcCidrBlock), port, description);
+  }
+}
+
+/**
+ * ESM bundle for Node 22, built by the local esbuild (never Docker).
+ *
+ * CommonJS dependencies inside an ESM bundle need two shims: `require` (esbuild's
+ * `__require` calls it for Node built-ins), given by the banner; and `__dirname` /
+ * `__filename`, rewritten by `define` to their ESM equivalents (Node ≥ 20.11). The define
+ * is used instead of declaring consts in the banner so it cannot collide with a bundled
+ * module that declares its own top-level `__dirname`. libpg-query's Emscripten loader
+ * looks for `libpg-query.wasm` in `__dirname`, i.e. next to `index.mjs`, which is where
+ * the after-bundling hook copies it.
+ */
+const bundlingOptions = (usesSqlParser: boolean): BundlingOptions => ({
+  format: OutputFormat.ESM,
+  mainFields: ['module', 'main'],
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  // The runtime's SDK version drifts; bundling ours pins it and tree-shakes it.
+  bundleAwsSDK: true,
+  tsconfig: TSCONFIG_PATH,
+  forceDockerBundling: false,
+  banner:
+    "import { createRequire as __dboptCreateRequire } from 'node:module';" +
+    'const require = __dboptCreateRequire(import.meta.url);',
+  define: {
+    __dirname: 'import.meta.dirname',
+    __filename: 'import.meta.filename',
+  },
+  commandHooks: {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_inputDir: string, outputDir: string) =>
+      usesSqlParser ? [`cp "${LIBPG_QUERY_WASM_PATH}" "${outputDir}/libpg-query.wasm"`] : [],
+  },
+});

@@ -1,0 +1,55 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+export interface NetworkProps {
+  /** IPv4 range of the VPC, e.g. 10.40.0.0/16. */
+  readonly cidr: string;
+  /** Retention of the VPC flow logs. */
+  readonly flowLogRetention: logs.RetentionDays;
+}
+
+/**
+ * The VPC: isolated subnets only (no internet gateway, no NAT) in the stack's availability
+ * zones. Lambdas, RDS Proxy and Redis talk inside it; Lambda logs, EMF metrics and traces leave
+ * through the Lambda service. A later AWS API dependency (SNS, SQS, CloudWatch) gets a VPC
+ * interface endpoint here rather than a NAT gateway.
+ */
+export class Network extends Construct {
+  readonly vpc: ec2.Vpc;
+
+  constructor(scope: Construct, id: string, props: NetworkProps) {
+    super(scope, id);
+
+    this.vpc = new ec2.Vpc(this, 'Vpc', {
+      ipAddresses: ec2.IpAddresses.cidr(props.cidr),
+      // The stack pins its availability zones; take them all (two by default).
+      maxAzs: Stack.of(this).availabilityZones.length,
+      natGateways: 0,
+      subnetConfiguration: [
+        { name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 22 },
+      ],
+      restrictDefaultSecurityGroup: true,
+    });
+
+    const flowLogs = new logs.LogGroup(this, 'FlowLogs', { retention: props.flowLogRetention });
+    this.vpc.addFlowLog('FlowLog', {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+      trafficType: ec2.FlowLogTrafficType.REJECT,
+    });
+
+    // restrictDefaultSecurityGroup is implemented by a stack-wide custom resource provider.
+    const provider = Stack.of(this).node.tryFindChild(
+      'Custom::VpcRestrictDefaultSGCustomResourceProvider',
+    );
+    if (provider) {
+      Validations.of(provider).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason:
+          'CDK-owned provider that strips the rules of the VPC default security group at ' +
+          'deploy time; its role and policy are fixed by aws-cdk-lib.',
+      });
+    }
+  }
+}

@@ -1,0 +1,22 @@
+import { AppError } from '#shared/errors';
+
+/** Codes of the errors local mode raises itself (the CLI maps each to a message and exit 1). */
+export type LocalErrorCode =
+  | 'PORT_IN_USE'
+  | 'EMBEDDED_POSTGRES_FAILED'
+  | 'DEMO_CONFLICT'
+  | 'DEMO_LOAD_FAILED'
+  | 'WORKLOAD_INVALID';
+
+/** A local-mode failure with a message that tells the user what to do next. */
+export class LocalModeError extends AppError {
+  readonly code: LocalErrorCode;
+  constructor(
+    code: LocalErrorCode,
+    message: string,
+    options?: ErrorOptions & { details?: Record<string, unknown> },
+  ) {
+    super(message, options);
+    this.code = code;
+  }
+}

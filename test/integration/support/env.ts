@@ -1,0 +1,10 @@
+/**
+ * Where the integration tests find their services. `.ci/services.sh` (run by `npm test`'s
+ * pretest step) starts both; override to point at your own.
+ */
+export const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/dbopt_test';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** An address nothing listens on, for "database unreachable" paths. */
+export const DEAD_DATABASE_URL = 'postgres://postgres@127.0.0.1:1/dbopt_test';
