@@ -34,6 +34,8 @@ export class Network extends Construct {
     });
 
     const flowLogs = new logs.LogGroup(this, 'FlowLogs', { retention: props.flowLogRetention });
+    // Rejected flows answer "why can't the Lambda reach the proxy?" at a fraction of the cost
+    // of logging all traffic.
     this.vpc.addFlowLog('FlowLog', {
       destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
       trafficType: ec2.FlowLogTrafficType.REJECT,
