@@ -31,8 +31,6 @@ export const ConfigSchema = z
     DB_POOL_MAX: positiveInt().max(100).default(1),
     DB_CONNECT_TIMEOUT_MS: positiveInt().default(5_000),
     DB_IDLE_TIMEOUT_MS: positiveInt().default(60_000),
-    /** Send BEGIN / statement / COMMIT without waiting between them (one round trip). */
-    DB_PIPELINE: bool.default(true),
 
     /** Default per-request time limit, enforced on the client (`query_timeout`). */
     QUERY_TIMEOUT_MS: positiveInt().default(5_000),

@@ -25,7 +25,6 @@ export interface DatabaseOptions {
   idleTimeoutMs: number;
   /** Client-side limit for any query that does not pass its own. */
   queryTimeoutMs: number;
-  pipeline: boolean;
 }
 
 export const databaseOptionsFromConfig = (config: Config): DatabaseOptions => ({
@@ -44,7 +43,6 @@ export const databaseOptionsFromConfig = (config: Config): DatabaseOptions => ({
   // The statement's own server-side limit (SET LOCAL) fires first; this client-side backstop
   // covers a stalled network or a server that ignores statement_timeout (PGlite).
   queryTimeoutMs: config.QUERY_MAX_TIMEOUT_MS + CLIENT_TIMEOUT_GRACE_MS,
-  pipeline: config.DB_PIPELINE,
 });
 
 /** How much longer than the server-side limit the client waits before giving up on a socket. */
@@ -73,7 +71,6 @@ export const buildPoolConfig = (options: DatabaseOptions): pg.PoolConfig => {
     query_timeout: options.queryTimeoutMs,
     // Lambda freezes between invocations; let an idle pool not hold the process open locally.
     allowExitOnIdle: true,
-    pipeline: options.pipeline,
   };
   // With a connection string pg reads sslmode from it; an explicit ssl object would override it.
   if (options.connectionString) {

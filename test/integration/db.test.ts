@@ -28,7 +28,6 @@ const optionsFor = (url: string, overrides: Partial<DatabaseOptions> = {}): Data
   connectTimeoutMs: 2_000,
   idleTimeoutMs: 10_000,
   queryTimeoutMs: 10_000,
-  pipeline: false,
   ...overrides,
 });
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEAD_DATABASE_URL, TEST_DATABASE_URL } from './support/env.ts';
 import { invoke, type LoadedHandler, loadHandler } from './support/lambda.ts';
 
-const HANDLER = '../../functions/query/handler.ts';
+const HANDLER = new URL('../../functions/query/handler.ts', import.meta.url).href;
 const baseEnv = { DATABASE_URL: TEST_DATABASE_URL, DB_SSL_MODE: 'disable' };
 
 const expectError = (
@@ -166,9 +166,9 @@ describe('query API handler (read-only) against PostgreSQL', () => {
   });
 
   it('reports a syntax error with its position', async () => {
-    const response = await invoke(api.handler, { sql: 'SELECT id FORM api_it.accounts' });
-    expectError(response, 400, 'SQL_SYNTAX_ERROR', 'FORM');
-    expect((response.body.error as { position: number }).position).toBe(11);
+    const response = await invoke(api.handler, { sql: 'SELECT * FORM api_it.accounts' });
+    expectError(response, 400, 'SQL_SYNTAX_ERROR', 'syntax error at or near "FORM"');
+    expect((response.body.error as { position: number }).position).toBe(10);
   });
 
   it('reports an unknown table as a 400', async () => {

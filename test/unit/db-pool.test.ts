@@ -12,7 +12,6 @@ const base: DatabaseOptions = {
   connectTimeoutMs: 3_000,
   idleTimeoutMs: 60_000,
   queryTimeoutMs: 31_000,
-  pipeline: false,
 };
 
 describe('buildPoolConfig', () => {
