@@ -2,8 +2,8 @@ import pg from 'pg';
 
 /**
  * Names of the built-in types a result column most often has (pg_type.typname by OID), so a
- * response can say `dataType: "int4"` without a catalog round trip. Other OIDs are resolved
- * once per process through pg_type (see resolveTypeNames).
+ * response can say `dataType: "int4"` without a catalog round trip. Built-in OIDs are fixed
+ * across PostgreSQL versions; user-defined types (enums, domains) are reported as `oid:<n>`.
  */
 export const BUILTIN_TYPE_NAMES: ReadonlyMap<number, string> = new Map([
   [16, 'bool'],
