@@ -14,13 +14,12 @@ export interface BuiltApp {
  * pack as a synthesis validation plugin, so any unacknowledged finding fails `cdk synth`.
  * `infra/app.ts` and the infra tests both start here, so they check the same app.
  */
-export const buildApp = (props: AppProps = {}, options: { queryEntry?: string } = {}): BuiltApp => {
+export const buildApp = (props: AppProps = {}): BuiltApp => {
   const app = new App(props);
   const config = readInfraConfig(app);
   const stack = new DboptStack(app, config.stackName, {
     config,
     description: 'dbopt: serverless PostgreSQL optimization platform',
-    ...(options.queryEntry === undefined ? {} : { queryEntry: options.queryEntry }),
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, stack, config };

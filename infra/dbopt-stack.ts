@@ -6,8 +6,6 @@ import { QueryApi } from './constructs/query-api.ts';
 
 export interface DboptStackProps extends Omit<StackProps, 'env'> {
   readonly config: InfraConfig;
-  /** Entry of the query handler; tests may point it elsewhere. @default functions/query/handler.ts */
-  readonly queryEntry?: string;
 }
 
 /**
@@ -20,7 +18,7 @@ export class DboptStack extends Stack {
   private readonly fixedAvailabilityZones: string[];
 
   constructor(scope: Construct, id: string, props: DboptStackProps) {
-    const { config, queryEntry, ...stackProps } = props;
+    const { config, ...stackProps } = props;
     super(scope, id, {
       ...stackProps,
       env: { account: config.account, region: config.region },
@@ -49,7 +47,6 @@ export class DboptStack extends Stack {
       ...(config.queryReservedConcurrency === undefined
         ? {}
         : { reservedConcurrency: config.queryReservedConcurrency }),
-      ...(queryEntry === undefined ? {} : { entry: queryEntry }),
     });
 
     new CfnOutput(this, 'QueryUrl', {

@@ -16,7 +16,7 @@ export interface DatabaseAccess {
   readonly port?: number;
 }
 
-/** The RDS certificate authorities ship with the Lambda Node.js runtime in this file. */
+/** Amazon CA bundle (Amazon Root and RDS CAs) shipped in the Lambda Node.js runtime. */
 export const LAMBDA_RUNTIME_CA_BUNDLE = '/var/runtime/ca-cert.pem';
 
 /**

@@ -32,6 +32,12 @@ export class Network extends Construct {
       ],
       restrictDefaultSecurityGroup: true,
     });
+    Validations.of(this.vpc).acknowledge({
+      id: 'CloudFormation-Validate::W3010',
+      reason:
+        'Availability zones are pinned on purpose (context key availabilityZones): synthesis ' +
+        'must not look them up, and subnets must not move between synths.',
+    });
 
     const flowLogs = new logs.LogGroup(this, 'FlowLogs', { retention: props.flowLogRetention });
     // Rejected flows answer "why can't the Lambda reach the proxy?" at a fraction of the cost
@@ -40,18 +46,5 @@ export class Network extends Construct {
       destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
       trafficType: ec2.FlowLogTrafficType.REJECT,
     });
-
-    // restrictDefaultSecurityGroup is implemented by a stack-wide custom resource provider.
-    const provider = Stack.of(this).node.tryFindChild(
-      'Custom::VpcRestrictDefaultSGCustomResourceProvider',
-    );
-    if (provider) {
-      Validations.of(provider).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        reason:
-          'CDK-owned provider that strips the rules of the VPC default security group at ' +
-          'deploy time; its role and policy are fixed by aws-cdk-lib.',
-      });
-    }
   }
 }

@@ -4,7 +4,11 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { functionEntry } from '../paths.ts';
-import { type DatabaseAccess, databaseEnvironment, grantDatabaseConnect } from './database-access.ts';
+import {
+  type DatabaseAccess,
+  databaseEnvironment,
+  grantDatabaseConnect,
+} from './database-access.ts';
 import { DboptFunction } from './dbopt-function.ts';
 
 /** Longest query a caller may ask for; the handler enforces it on the client side. */
@@ -44,7 +48,7 @@ export class QueryApi extends Construct {
 
     this.handler = new DboptFunction(this, 'Handler', {
       entry: props.entry ?? functionEntry('query'),
-      description: 'dbopt query API: one read-only statement, cached, shard-aware',
+      description: 'dbopt query API: POST /query, one parameterized statement per request',
       serviceName: 'dbopt-query',
       vpc: props.vpc,
       memorySizeMb: 512,
@@ -72,7 +76,7 @@ export class QueryApi extends Construct {
       endpointConfiguration: { types: [apigateway.EndpointType.REGIONAL] },
       cloudWatchRole: props.cloudWatchRole,
       // The role is account-wide (AWS::ApiGateway::Account): other APIs' logging depends on it.
-      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
+      ...(props.cloudWatchRole ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),
       deployOptions: {
         stageName: 'v1',
         tracingEnabled: true,

@@ -113,7 +113,7 @@ export const httpErrors = (deps: {
     if (isAppError(err)) {
       const status = statusOf(err);
       if (status >= 500) deps.logger.error('request failed', { code: err.code, err });
-      else deps.logger.warn('request rejected', { code: err.code, message: err.message });
+      else deps.logger.warn('request rejected', { code: err.code, reason: err.message });
       deps.metrics.addMetric(status >= 500 ? 'ServerErrors' : 'ClientErrors', MetricUnit.Count, 1);
       request.response = errorResponse(
         status,

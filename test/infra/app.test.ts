@@ -1,0 +1,153 @@
+import { Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { describe, expect, it } from 'vitest';
+import { InfraConfigError, parseInfraConfig } from '../../infra/config.ts';
+import { buildTestApp } from './synth.ts';
+
+describe('cdk-nag (AwsSolutions)', () => {
+  it('reports no unacknowledged finding', () => {
+    // Prepare
+    const { app } = buildTestApp();
+
+    // Act: synth runs the registered plugin (and throws on findings); validateScope lists them
+    app.synth();
+    const report = new AwsSolutionsChecks().validateScope(app);
+
+    // Assess
+    expect(
+      report.violations.map((v) => ({
+        rule: v.ruleName,
+        at: v.violatingResources.map((r) => r.constructPath),
+      })),
+    ).toEqual([]);
+  });
+
+  it('fails synthesis when a finding is not acknowledged', () => {
+    // Prepare: a role with an AWS managed policy and no acknowledgment (AwsSolutions-IAM4)
+    const { app } = buildTestApp({
+      mutate: ({ stack }) => {
+        new iam.Role(stack, 'Offender', {
+          assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+          managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('ReadOnlyAccess')],
+        });
+      },
+    });
+
+    // Act + Assess
+    expect(() => app.synth()).toThrow(/AwsSolutions-IAM4/);
+  });
+
+  it('accepts the finding once it is acknowledged with a reason', () => {
+    // Prepare
+    const { app } = buildTestApp({
+      mutate: ({ stack }) => {
+        const role = new iam.Role(stack, 'Offender', {
+          assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+          managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('ReadOnlyAccess')],
+        });
+        Validations.of(role).acknowledge({
+          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/ReadOnlyAccess]',
+          reason: 'test',
+        });
+      },
+    });
+
+    // Act + Assess
+    expect(() => app.synth()).not.toThrow();
+  });
+});
+
+describe('offline synthesis', () => {
+  it('needs no context lookup (no AZ, VPC or account queries)', () => {
+    // Prepare
+    const { app } = buildTestApp();
+
+    // Act
+    const assembly = app.synth();
+
+    // Assess
+    expect(assembly.manifest.missing ?? []).toEqual([]);
+  });
+
+  it('places the subnets in the configured availability zones', () => {
+    // Prepare
+    const { stack } = buildTestApp({
+      context: { region: 'eu-west-1', availabilityZones: 'eu-west-1b,eu-west-1c' },
+    });
+
+    // Act
+    const template = Template.fromStack(stack);
+
+    // Assess
+    const zones = Object.values(template.findResources('AWS::EC2::Subnet')).map(
+      (s) => s.Properties.AvailabilityZone,
+    );
+    expect(zones.sort()).toEqual(['eu-west-1b', 'eu-west-1c']);
+    expect(stack.region).toBe('eu-west-1');
+  });
+
+  it('builds an isolated network: no internet gateway, no NAT', () => {
+    const template = Template.fromStack(buildTestApp().stack);
+    template.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    template.resourceCountIs('AWS::EC2::FlowLog', 1);
+  });
+
+  it('keeps every log group for the configured retention', () => {
+    // Prepare
+    const { stack } = buildTestApp({ context: { logRetentionDays: '14' } });
+
+    // Act
+    const logGroups = Object.values(Template.fromStack(stack).findResources('AWS::Logs::LogGroup'));
+
+    // Assess: Lambda logs, API access logs, VPC flow logs
+    expect(logGroups).toHaveLength(3);
+    for (const group of logGroups) expect(group.Properties.RetentionInDays).toBe(14);
+  });
+});
+
+describe('infra configuration', () => {
+  it('defaults to a placeholder environment for offline synth', () => {
+    const config = parseInfraConfig({});
+    expect(config).toMatchObject({
+      account: '000000000000',
+      region: 'us-east-1',
+      availabilityZones: ['us-east-1a', 'us-east-1b'],
+      logRetentionDays: 30,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it.each([
+    [{ account: '123' }, 'account'],
+    [{ region: 'mars' }, 'region'],
+    [{ availabilityZones: ['us-east-1a'] }, 'availabilityZones'],
+    [{ availabilityZones: 'us-east-1a,eu-west-1a' }, 'availabilityZones'],
+    [{ dbProxyResourceId: 'my-proxy' }, 'dbProxyResourceId'],
+    [{ logRetentionDays: 31 }, 'logRetentionDays'],
+    [{ apiGatewayCloudWatchRole: 'maybe' }, 'apiGatewayCloudWatchRole'],
+  ])('rejects %j naming %s', (raw, key) => {
+    expect(() => parseInfraConfig(raw)).toThrow(InfraConfigError);
+    expect(() => parseInfraConfig(raw)).toThrow(key);
+  });
+
+  it('coerces -c strings', () => {
+    const config = parseInfraConfig({
+      apiThrottleRateLimit: '50',
+      apiGatewayCloudWatchRole: 'false',
+      queryReservedConcurrency: '5',
+    });
+    expect(config).toMatchObject({
+      apiThrottleRateLimit: 50,
+      apiGatewayCloudWatchRole: false,
+      queryReservedConcurrency: 5,
+    });
+  });
+
+  it('leaves the account-wide API Gateway role out when told to', () => {
+    const { stack } = buildTestApp({ context: { apiGatewayCloudWatchRole: 'false' } });
+    Template.fromStack(stack).resourceCountIs('AWS::ApiGateway::Account', 0);
+  });
+});
