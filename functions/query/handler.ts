@@ -3,7 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
-import type { APIGatewayProxyEvent } from 'aws-lambda';
+import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { loadConfig } from '#shared/config';
 import { createDatabase, databaseOptionsFromConfig } from '#shared/db';
 import { httpErrors, jsonResponse, readJsonBody, requireMethod } from '#shared/http';
@@ -27,9 +27,11 @@ const deps = {
   metrics,
 };
 
-const baseHandler = async (event: APIGatewayProxyEvent) => {
+const baseHandler = async (event: APIGatewayProxyEvent, context: Context) => {
   requireMethod(event, 'POST');
-  return jsonResponse(200, await runQuery(parseRequest(readJsonBody(event)), deps));
+  const request = parseRequest(readJsonBody(event));
+  const remainingMs = context.getRemainingTimeInMillis();
+  return jsonResponse(200, await runQuery(request, deps, { remainingMs }));
 };
 
 /** POST /query (API Gateway REST proxy integration). */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '#shared/config';
 import { BUILTIN_TYPE_NAMES, type Database, executeStatement, type ResultField } from '#shared/db';
-import { ResultTooLargeError, ValidationError } from '#shared/errors';
+import { QueryTimeoutError, ResultTooLargeError, ValidationError } from '#shared/errors';
 import { type MetricsSink, MetricUnit } from '#shared/metrics';
 import { assertSingleStatement, type SqlAnalysis, type SqlAnalyzer } from '#shared/sql';
 
@@ -155,6 +155,22 @@ export const checkStatementPolicy = (
   return { readOnly: !isWrite };
 };
 
+/** Time kept back from the invocation's remaining time to map an error and respond. */
+const RESPONSE_RESERVE_MS = 500;
+
+/**
+ * The statement's limit never outlives the invocation: a Lambda killed at its own timeout
+ * answers API Gateway with a bare 502, while a cancelled statement answers with a clear 504.
+ */
+const fitTimeout = (timeoutMs: number, remainingMs: number | undefined): number => {
+  if (remainingMs === undefined) return timeoutMs;
+  const budget = Math.floor(remainingMs - RESPONSE_RESERVE_MS);
+  if (budget < 1) {
+    throw new QueryTimeoutError('Not enough time left in this invocation to run the statement');
+  }
+  return Math.min(timeoutMs, budget);
+};
+
 const typeNameOf = (field: ResultField): string =>
   BUILTIN_TYPE_NAMES.get(field.dataTypeId) ?? `oid:${field.dataTypeId}`;
 
@@ -165,19 +181,24 @@ const typeNameOf = (field: ResultField): string =>
  * @throws ValidationError (4xx), SqlSyntaxError, ResultTooLargeError, QueryTimeoutError,
  *   DatabaseUnavailableError and the other typed errors of shared/db.
  */
-export const runQuery = async (request: QueryRequest, deps: QueryDeps): Promise<string> => {
+export const runQuery = async (
+  request: QueryRequest,
+  deps: QueryDeps,
+  options: { remainingMs?: number } = {},
+): Promise<string> => {
   const { policy } = deps;
   const params = request.params ?? [];
   const analysis = deps.sql.analyze(request.sql);
   const { readOnly } = checkStatementPolicy(analysis, params.length, policy);
   const maxRows = request.maxRows ?? policy.defaultMaxRows;
+  const timeoutMs = fitTimeout(request.timeoutMs ?? policy.defaultTimeoutMs, options.remainingMs);
 
   const startedAt = performance.now();
   const result = await executeStatement(deps.db, {
     sql: request.sql,
     params,
     readOnly,
-    timeoutMs: request.timeoutMs ?? policy.defaultTimeoutMs,
+    timeoutMs,
     maxRows,
   });
   const durationMs = Math.round((performance.now() - startedAt) * 100) / 100;

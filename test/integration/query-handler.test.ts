@@ -217,6 +217,20 @@ describe('query API handler (read-only) against PostgreSQL', () => {
     expect(Date.now() - started).toBeLessThan(2_500);
   });
 
+  it('never lets a statement outlive the Lambda invocation', async () => {
+    // Prepare: 1.5 s left in the invocation, 20 s asked for.
+    const started = Date.now();
+    // Act
+    const response = await invoke(
+      api.handler,
+      { sql: 'SELECT pg_sleep(5)', timeoutMs: 20_000 },
+      { remainingMs: 1_500 },
+    );
+    // Assess
+    expectError(response, 504, 'QUERY_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(1_500);
+  });
+
   it('returns 405 for a method other than POST', async () => {
     expectError(
       await invoke(api.handler, { sql: 'SELECT 1' }, { method: 'GET' }),

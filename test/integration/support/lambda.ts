@@ -30,7 +30,7 @@ export const loadHandler = async (
   }
 };
 
-export const lambdaContext = (): Context => ({
+export const lambdaContext = (remainingMs = 10_000): Context => ({
   callbackWaitsForEmptyEventLoop: false,
   functionName: 'dbopt-query-test',
   functionVersion: '$LATEST',
@@ -39,7 +39,7 @@ export const lambdaContext = (): Context => ({
   awsRequestId: randomUUID(),
   logGroupName: '/aws/lambda/dbopt-query-test',
   logStreamName: 'test',
-  getRemainingTimeInMillis: () => 10_000,
+  getRemainingTimeInMillis: () => remainingMs,
   done: () => undefined,
   fail: () => undefined,
   succeed: () => undefined,
@@ -85,9 +85,14 @@ export const proxyEvent = (
 export const invoke = async (
   handler: ProxyHandler,
   body: unknown,
-  options: { method?: string; raw?: boolean; headers?: Record<string, string> } = {},
+  options: {
+    method?: string;
+    raw?: boolean;
+    headers?: Record<string, string>;
+    remainingMs?: number;
+  } = {},
 ): Promise<{ status: number; body: Record<string, unknown>; raw: string }> => {
   const text = options.raw ? (body as string | null) : JSON.stringify(body);
-  const response = await handler(proxyEvent(text, options), lambdaContext());
+  const response = await handler(proxyEvent(text, options), lambdaContext(options.remainingMs));
   return { status: response.statusCode, body: JSON.parse(response.body), raw: response.body };
 };
