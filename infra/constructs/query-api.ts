@@ -61,6 +61,9 @@ export class QueryApi extends Construct {
       environment: {
         ...databaseEnvironment(props.database, props.dbUser),
         QUERY_MAX_TIMEOUT_MS: String(QUERY_MAX_TIMEOUT_MS),
+        // Connect + the longest statement stays inside the function timeout; the handler also
+        // trims each statement's limit to the invocation's remaining time.
+        DB_CONNECT_TIMEOUT_MS: '1500',
       },
     });
     this.handler.allowEgressInVpc(
