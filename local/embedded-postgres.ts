@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type {
@@ -67,10 +68,13 @@ const DEFAULT_MAX_CONNECTIONS = 8;
  */
 const createWorker = (input: EmbeddedWorkerInput): Worker => {
   const entry = new URL(
-    import.meta.url.endsWith('.js') ? './embedded-postgres-worker.js' : './embedded-postgres-worker.ts',
+    import.meta.url.endsWith('.js')
+      ? './embedded-postgres-worker.js'
+      : './embedded-postgres-worker.ts',
     import.meta.url,
   );
   if (entry.pathname.endsWith('.js')) return new Worker(entry, { workerData: input });
+  // tsx's "./esm/api" export (import condition); require.resolve would pick the CJS build.
   const tsxApi = new URL(
     'dist/esm/api/index.mjs',
     pathToFileURL(createRequire(import.meta.url).resolve('tsx/package.json')),
@@ -99,6 +103,8 @@ export const startEmbeddedPostgres = async (
   };
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  // PGlite takes seconds to start; find a taken port before that, not after.
+  if (input.port !== 0) await assertPortFree(input);
   const worker = createWorker(input);
 
   const ready = await new Promise<Extract<EmbeddedWorkerMessage, { type: 'ready' }>>(
@@ -194,6 +200,19 @@ export const startEmbeddedPostgres = async (
     stop,
   });
 };
+
+const assertPortFree = (input: EmbeddedWorkerInput): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? toStartError({ type: 'failed', message: err.message, errorCode: err.code }, input)
+          : err,
+      ),
+    );
+    probe.listen(input.port, input.host, () => probe.close(() => resolve()));
+  });
 
 const toStartError = (
   message: Extract<EmbeddedWorkerMessage, { type: 'failed' }>,

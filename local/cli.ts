@@ -1,0 +1,329 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * The `dbopt` command line: local mode's terminal UI.
+ *
+ *   dbopt serve                    query API on :3000 (embedded PostgreSQL + demo unless DATABASE_URL)
+ *   dbopt demo load [--scale 0.1]  create and fill the demo shop schema
+ *   dbopt demo workload [--rounds 3]  replay the demo workload (feeds pg_stat_statements)
+ *
+ * Run with `npm start` / `npm run dbopt -- <command>` or `npx tsx local/cli.ts <command>`.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import pg from 'pg';
+import { loadConfig } from '#shared/config';
+import { isAppError } from '#shared/errors';
+import { type DemoClient, findExistingDemo, loadDemo } from './demo/seed.ts';
+import { readWorkloadFile, runWorkload, type WorkloadReport } from './demo/workload.ts';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.ts';
+import { LocalModeError } from './errors.ts';
+import { formatCount, formatSeconds, printDemoStep, redactUrl } from './format.ts';
+import { startLocalServe } from './serve.ts';
+
+const print = (line = ''): void => console.log(line);
+
+const parseInteger =
+  (min: number, max: number) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+
+const parseScale = (value: string): number => {
+  const n = Number(value);
+  if (!(n > 0 && n <= 100)) throw new InvalidArgumentError('expected a number in (0, 100]');
+  return n;
+};
+
+/**
+ * Ends the process after `cleanup` on the first SIGINT/SIGTERM. A second signal, sent at
+ * least a second later, exits at once; closer repeats are the same Ctrl-C relayed twice
+ * (npm → tsx → node), not impatience.
+ */
+const onShutdownSignal = (cleanup: () => Promise<void>): void => {
+  let firstSignalAtMs: number | undefined;
+  const handle = (signal: NodeJS.Signals) => {
+    if (firstSignalAtMs !== undefined) {
+      if (Date.now() - firstSignalAtMs < 1_000) return;
+      print(`\n${signal} again: exiting without cleanup`);
+      process.exit(1);
+    }
+    firstSignalAtMs = Date.now();
+    print(`\n${signal}: shutting down…`);
+    cleanup().then(
+      () => {
+        print('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        console.error(`error during shutdown: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
+};
+
+/**
+ * A database for the demo commands: DATABASE_URL when set, otherwise a temporary embedded
+ * PostgreSQL (kept in DBOPT_DATA_DIR / --data-dir when given).
+ */
+const openDemoDatabase = async (
+  dataDirFlag: string | undefined,
+): Promise<{ url: string; embedded: EmbeddedPostgres | undefined }> => {
+  const external = process.env.DATABASE_URL;
+  if (external) {
+    // Validates DATABASE_URL like the handlers would.
+    const config = loadConfig();
+    print(`Database: ${redactUrl(config.DATABASE_URL ?? external)}`);
+    return { url: external, embedded: undefined };
+  }
+  const dataDir =
+    dataDirFlag ??
+    loadConfig({ ...process.env, DATABASE_URL: 'postgres://x@localhost/x' }).DBOPT_DATA_DIR;
+  print(
+    dataDir
+      ? `No DATABASE_URL: using embedded PostgreSQL with its data in ${dataDir}`
+      : 'No DATABASE_URL: using a temporary in-memory embedded PostgreSQL (set DBOPT_DATA_DIR or --data-dir to keep it)',
+  );
+  const embedded = await startEmbeddedPostgres(dataDir ? { dataDir } : {});
+  print(
+    `  PostgreSQL ${embedded.serverVersion} (PGlite) ready in ${formatSeconds(embedded.startMs)}`,
+  );
+  return { url: embedded.url, embedded };
+};
+
+const withClient = async <T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+};
+
+const printWorkloadReport = (report: WorkloadReport): void => {
+  print();
+  print(
+    `${formatCount(report.executions)} statements in ${report.rounds} round(s), ${report.errors} errors, ${formatSeconds(report.durationMs)}`,
+  );
+  print(
+    `  ${'query'.padEnd(28)} ${'calls'.padStart(6)} ${'errors'.padStart(6)} ${'mean'.padStart(9)}`,
+  );
+  for (const q of [...report.queries].sort((a, b) => b.totalMs - a.totalMs)) {
+    print(
+      `  ${q.id.padEnd(28)} ${String(q.calls).padStart(6)} ${String(q.errors).padStart(6)} ${`${q.meanMs.toFixed(1)} ms`.padStart(9)}${q.lastError ? `  last error ${q.lastError.sqlState}: ${q.lastError.message}` : ''}`,
+    );
+  }
+};
+
+// The marker sits after SELECT: PostgreSQL 18 (PGlite) drops leading comments from
+// pg_stat_statements.query, so a /* dbopt */ prefix would not survive there.
+const TOP_STATEMENTS_SQL = `
+SELECT /* dbopt */ calls, round(mean_exec_time::numeric, 2) AS mean_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+FROM pg_stat_statements
+WHERE query NOT LIKE '%/* dbopt */%'
+ORDER BY total_exec_time DESC
+LIMIT 8`;
+
+/** Prints the top statements, or why pg_stat_statements cannot be read. */
+const printTopStatements = async (client: DemoClient): Promise<void> => {
+  try {
+    const { rows } = await client.query<{ calls: string; mean_ms: string; query: string }>(
+      TOP_STATEMENTS_SQL,
+    );
+    print();
+    print('pg_stat_statements, top statements by total time:');
+    for (const r of rows)
+      print(`  ${r.calls.padStart(6)} calls ${`${r.mean_ms} ms`.padStart(11)}  ${r.query}`);
+  } catch (err) {
+    print();
+    print(
+      `pg_stat_statements is not readable here (${(err as Error).message}); add it to shared_preload_libraries and run CREATE EXTENSION pg_stat_statements`,
+    );
+  }
+};
+
+const program = new Command()
+  .name('dbopt')
+  .description('dbopt local mode: the query API, embedded PostgreSQL and the demo shop')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description(
+    'serve the query API like API Gateway does; without DATABASE_URL, on embedded PostgreSQL with the demo loaded',
+  )
+  .option('-p, --port <port>', 'HTTP port (default: PORT or 3000)', parseInteger(0, 65_535))
+  .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .option(
+    '--pg-port <port>',
+    'embedded PostgreSQL port (0: a free one)',
+    parseInteger(0, 65_535),
+    0,
+  )
+  .option(
+    '--data-dir <dir>',
+    'keep embedded PostgreSQL data here (default: DBOPT_DATA_DIR, else memory)',
+  )
+  .option('--scale <factor>', 'demo size factor', parseScale, 1)
+  .option('--demo', 'also load the demo into DATABASE_URL (embedded: always)')
+  .option('--no-demo', 'do not load the demo')
+  .option(
+    '--workload <rounds>',
+    'replay the demo workload N rounds after start',
+    parseInteger(0, 1_000),
+    0,
+  )
+  .option('-q, --quiet', 'no access log, handler logs from WARN up, no EMF metric lines')
+  .action(
+    async (opts: {
+      port?: number;
+      host: string;
+      pgPort: number;
+      dataDir?: string;
+      scale: number;
+      demo?: boolean;
+      workload: number;
+      quiet?: boolean;
+    }) => {
+      const serve = await startLocalServe({
+        ...(opts.port !== undefined ? { port: opts.port } : {}),
+        host: opts.host,
+        pgPort: opts.pgPort,
+        ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+        scale: opts.scale,
+        demo: opts.demo === false ? false : opts.demo === true ? true : 'auto',
+        workloadRounds: opts.workload,
+        accessLog: !opts.quiet,
+        quiet: Boolean(opts.quiet),
+        print,
+      });
+      onShutdownSignal(serve.stop);
+    },
+  );
+
+const demo = program.command('demo').description('the demo shop schema and workload');
+
+demo
+  .command('load')
+  .description(
+    'create the demo schema and rows in DATABASE_URL (or a temporary embedded PostgreSQL)',
+  )
+  .option('--scale <factor>', 'size factor (1 = 20k customers, 100k orders)', parseScale, 1)
+  .option('--force', 'drop the demo tables first and load again')
+  .option('--data-dir <dir>', 'embedded PostgreSQL data directory')
+  .action(async (opts: { scale: number; force?: boolean; dataDir?: string }) => {
+    const { url, embedded } = await openDemoDatabase(opts.dataDir);
+    onShutdownSignal(async () => embedded?.stop());
+    try {
+      print('Loading demo data…');
+      const result = await loadDemo(url, {
+        scale: opts.scale,
+        resetStatementStats: embedded !== undefined,
+        force: Boolean(opts.force),
+        onProgress: (step) => printDemoStep(print, step),
+      });
+      const counts = Object.entries(result.counts)
+        .map(([table, n]) => `${formatCount(n)} ${table}`)
+        .join(', ');
+      print(
+        result.status === 'loaded'
+          ? `  done in ${formatSeconds(result.durationMs)}: ${counts}`
+          : `  already loaded (version ${result.version}, scale ${result.scale}): ${counts}; use --force to reload`,
+      );
+    } finally {
+      await embedded?.stop();
+    }
+  });
+
+demo
+  .command('workload')
+  .description(
+    'replay local/demo/workload.json (into embedded PostgreSQL the demo is loaded first)',
+  )
+  .option('-r, --rounds <n>', 'rounds to run', parseInteger(1, 10_000), 3)
+  .option(
+    '--per-round <n>',
+    'statements per round, split by weight',
+    parseInteger(1, 1_000_000),
+    200,
+  )
+  .option('--file <path>', 'workload file (default: the demo workload)')
+  .option('--read-only', 'skip the write queries')
+  .option('--reset-stats', 'pg_stat_statements_reset() before the run')
+  .option('--scale <factor>', 'demo size factor (embedded PostgreSQL only)', parseScale, 1)
+  .option('--data-dir <dir>', 'embedded PostgreSQL data directory')
+  .action(
+    async (opts: {
+      rounds: number;
+      perRound: number;
+      file?: string;
+      readOnly?: boolean;
+      resetStats?: boolean;
+      scale: number;
+      dataDir?: string;
+    }) => {
+      const workload = await readWorkloadFile(opts.file);
+      const { url, embedded } = await openDemoDatabase(opts.dataDir);
+      const abort = new AbortController();
+      onShutdownSignal(async () => {
+        abort.abort();
+        await embedded?.stop();
+      });
+      try {
+        await withClient(url, async (client) => {
+          if (!opts.file && !embedded && !(await findExistingDemo(client))) {
+            throw new LocalModeError(
+              'DEMO_MISSING',
+              'The demo schema is not in this database; run `dbopt demo load` first (or pass --file with your own workload)',
+            );
+          }
+          if (!opts.file && embedded) {
+            const loaded = await loadDemo(client, {
+              scale: opts.scale,
+              resetStatementStats: true,
+              onProgress: (step) => printDemoStep(print, step),
+            });
+            if (loaded.status === 'loaded')
+              print(`  demo loaded in ${formatSeconds(loaded.durationMs)}`);
+          }
+          print(
+            `Replaying ${workload.queries.length} queries, ${opts.rounds} round(s) of ${opts.perRound}…`,
+          );
+          const report = await runWorkload(client, workload, {
+            rounds: opts.rounds,
+            executionsPerRound: opts.perRound,
+            includeWrites: !opts.readOnly,
+            resetStats: Boolean(opts.resetStats),
+            signal: abort.signal,
+            onProgress: (p) =>
+              print(
+                `  round ${p.round}/${p.rounds}: ${formatCount(p.executions)} statements, ${p.errors} errors, ${formatSeconds(p.elapsedMs)}`,
+              ),
+          });
+          printWorkloadReport(report);
+          await printTopStatements(client);
+        });
+      } finally {
+        await embedded?.stop();
+      }
+    },
+  );
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  // Expected failures (port taken, bad config, demo conflict) get one clear line, no stack.
+  if (isAppError(err)) {
+    console.error(`dbopt: ${err.message}`);
+  } else {
+    console.error('dbopt: unexpected failure');
+    console.error(err);
+  }
+  process.exit(1);
+}

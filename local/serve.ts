@@ -1,0 +1,266 @@
+import pg from 'pg';
+import { type Config, loadConfig } from '#shared/config';
+import {
+  type AccessLogEntry,
+  createLocalApiServer,
+  type LocalApiServer,
+  type LocalRoute,
+  type LocalRouteHandler,
+} from './api-server.ts';
+import { DEMO_VERSION, loadDemo } from './demo/seed.ts';
+import { readWorkloadFile, runWorkload } from './demo/workload.ts';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.ts';
+import { formatCount, formatSeconds, printDemoStep, redactUrl } from './format.ts';
+
+/** What a handler module offers local mode. */
+export interface LocalHandlers {
+  routes: LocalRoute[];
+  /** Closes the handlers' clients (the query handler's pool). */
+  shutdown?: () => Promise<void>;
+}
+
+export interface LocalServeOptions {
+  /** HTTP port; overrides PORT. */
+  port?: number;
+  host?: string;
+  /** Port of the embedded PostgreSQL; default 0 (a free one). */
+  pgPort?: number;
+  /** Keep embedded PostgreSQL's files here; overrides DBOPT_DATA_DIR. */
+  dataDir?: string;
+  /** Load the demo: `auto` (default) only into embedded PostgreSQL, `true` also into DATABASE_URL. */
+  demo?: boolean | 'auto';
+  /** Demo scale factor; default 1. */
+  scale?: number;
+  /** Replay the demo workload this many rounds after start (in the background); default 0. */
+  workloadRounds?: number;
+  /** Print one line per HTTP request; default true. */
+  accessLog?: boolean;
+  /**
+   * Quieter handlers: LOG_LEVEL=WARN and POWERTOOLS_METRICS_DISABLED=true unless set
+   * (the EMF metric lines are what CloudWatch would receive; locally they are noise).
+   */
+  quiet?: boolean;
+  /** Imports the handlers. It runs after the environment is final (handlers read it on import). */
+  loadHandlers?: () => Promise<LocalHandlers>;
+  /** The environment to read and complete (DATABASE_URL, …); default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  print?: (line: string) => void;
+}
+
+export interface LocalServe {
+  readonly api: LocalApiServer;
+  readonly databaseUrl: string;
+  readonly embedded: EmbeddedPostgres | undefined;
+  /** Stops the workload, the HTTP server, the handlers' pools and embedded PostgreSQL. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Placeholder that lets the first config check pass before embedded PostgreSQL has a port. */
+const EMBEDDED_PLACEHOLDER_URL = 'postgres://postgres@127.0.0.1:1/postgres';
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+/** The query Lambda, imported only now because it reads its configuration on import. */
+export const loadQueryHandlers = async (): Promise<LocalHandlers> => {
+  const mod = await import('../functions/query/handler.ts');
+  return {
+    routes: [
+      {
+        method: 'POST',
+        path: '/query',
+        handler: mod.handler as LocalRouteHandler,
+        functionName: 'dbopt-query-local',
+      },
+    ],
+    shutdown: mod.shutdown,
+  };
+};
+
+/**
+ * `dbopt serve`: a database (DATABASE_URL, or embedded PostgreSQL with the demo), the
+ * handlers, and the API Gateway–shaped HTTP server in front of them.
+ *
+ * The HTTP port is bound first, so a taken port fails in milliseconds, not after the
+ * database started; until the handlers are ready, routes answer 503 `STARTING`.
+ */
+export const startLocalServe = async (options: LocalServeOptions = {}): Promise<LocalServe> => {
+  const env = options.env ?? process.env;
+  const print = options.print ?? ((line: string) => console.log(line));
+  const useEmbedded = !env.DATABASE_URL && !env.DB_HOST;
+
+  // Validate everything else now (bad PORT, bad LOG_LEVEL…), before the slow steps.
+  const preflight = loadConfig(
+    useEmbedded ? { ...env, DATABASE_URL: EMBEDDED_PLACEHOLDER_URL } : withLocalSslDefault(env),
+  );
+  const dataDir = options.dataDir ?? preflight.DBOPT_DATA_DIR;
+
+  let handlers: LocalHandlers | undefined;
+  const api = await createLocalApiServer({
+    routes: [
+      {
+        method: 'POST',
+        path: '/query',
+        functionName: 'dbopt-query-local',
+        handler: async () => startingResponse(),
+      },
+    ],
+    port: options.port ?? preflight.PORT,
+    host: options.host ?? '127.0.0.1',
+    onResponse: options.accessLog === false ? undefined : (entry) => print(formatAccess(entry)),
+  });
+
+  let embedded: EmbeddedPostgres | undefined;
+  const workloadAbort = new AbortController();
+  let workloadDone: Promise<void> = Promise.resolve();
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      workloadAbort.abort();
+      await workloadDone;
+      await api.close();
+      await handlers?.shutdown?.();
+      await embedded?.stop();
+    })();
+    return stopping;
+  };
+
+  try {
+    let databaseUrl: string;
+    if (useEmbedded) {
+      print(
+        `Starting embedded PostgreSQL (PGlite${dataDir ? `, data in ${dataDir}` : ', in memory'})…`,
+      );
+      embedded = await startEmbeddedPostgres({
+        port: options.pgPort ?? 0,
+        ...(dataDir ? { dataDir } : {}),
+        onCrash: (err) => print(`embedded PostgreSQL stopped unexpectedly: ${err.message}`),
+      });
+      databaseUrl = embedded.url;
+      // Before the handlers are imported: they read the environment once, on import.
+      env.DATABASE_URL = databaseUrl;
+      env.DB_SSL_MODE = 'disable'; // pglite-socket has no TLS
+      env.DB_POOL_MAX = '1'; // PGlite is a single backend
+      print(
+        `  PostgreSQL ${embedded.serverVersion} (PGlite) at ${databaseUrl} — ready in ${formatSeconds(embedded.startMs)}`,
+      );
+    } else {
+      Object.assign(env, withLocalSslDefault(env));
+      databaseUrl = env.DATABASE_URL ?? describeDbHost(preflight);
+      print(`Using the database from the environment: ${redactUrl(databaseUrl)}`);
+    }
+
+    const wantsDemo = options.demo === true || ((options.demo ?? 'auto') === 'auto' && useEmbedded);
+    if (wantsDemo && env.DATABASE_URL) {
+      print('Loading demo data…');
+      const result = await loadDemo(env.DATABASE_URL, {
+        ...(options.scale ? { scale: options.scale } : {}),
+        resetStatementStats: useEmbedded,
+        onProgress: (step) => printDemoStep(print, step),
+      });
+      print(
+        result.status === 'loaded'
+          ? `  done in ${formatSeconds(result.durationMs)}`
+          : `  already loaded (scale ${result.scale}): ${formatCount(result.counts.customers)} customers, ${formatCount(result.counts.orders)} orders`,
+      );
+      if (result.version !== DEMO_VERSION) {
+        print(
+          `  note: this is demo version ${result.version}, the current one is ${DEMO_VERSION}; run \`dbopt demo load --force\` to reload`,
+        );
+      }
+      if (useEmbedded && !dataDir) {
+        print(
+          '  tip: set DBOPT_DATA_DIR=.dbopt/pgdata to keep this database between runs (restarts take ~2 s instead of loading again)',
+        );
+      }
+    }
+
+    if (options.quiet) {
+      env.LOG_LEVEL ??= 'WARN';
+      env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+    }
+    const config = loadConfig(env); // the configuration the handlers will see
+    handlers = await (options.loadHandlers ?? loadQueryHandlers)();
+    api.setRoutes(handlers.routes);
+    printReady(print, api, handlers, config);
+
+    const rounds = options.workloadRounds ?? 0;
+    if (rounds > 0 && env.DATABASE_URL) {
+      workloadDone = replayInBackground(env.DATABASE_URL, rounds, workloadAbort.signal, print);
+    }
+    return Object.freeze({ api, databaseUrl, embedded, stop });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+};
+
+/** A DATABASE_URL on this machine almost never has TLS; default DB_SSL_MODE to disable there. */
+const withLocalSslDefault = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+  if (env.DB_SSL_MODE || !env.DATABASE_URL) return env;
+  try {
+    const host = new URL(env.DATABASE_URL).hostname;
+    return LOCAL_HOSTS.has(host) ? { ...env, DB_SSL_MODE: 'disable' } : env;
+  } catch {
+    return env; // loadConfig reports the malformed URL
+  }
+};
+
+const describeDbHost = (config: Config): string =>
+  `postgres://${config.DB_USER}@${config.DB_HOST ?? '?'}:${config.DB_PORT}/${config.DB_NAME}`;
+
+const startingResponse = () => ({
+  statusCode: 503,
+  headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': '5' },
+  body: JSON.stringify({
+    error: {
+      code: 'STARTING',
+      message: 'dbopt is still starting (database and demo data); retry in a few seconds',
+    },
+  }),
+});
+
+const formatAccess = (entry: AccessLogEntry): string =>
+  `${new Date().toISOString().slice(11, 23)}  ${entry.method} ${entry.path} → ${entry.statusCode} in ${entry.durationMs} ms  (${entry.requestId})`;
+
+const printReady = (
+  print: (line: string) => void,
+  api: LocalApiServer,
+  handlers: LocalHandlers,
+  config: Config,
+): void => {
+  const curlHost = LOCAL_HOSTS.has(api.host) ? `localhost:${api.port}` : `${api.host}:${api.port}`;
+  print('');
+  print(`dbopt query API listening on ${api.url}`);
+  for (const route of handlers.routes) print(`  ${route.method} ${route.path}`);
+  print(
+    `  writes ${config.QUERY_ALLOW_WRITES ? 'allowed' : 'refused (set QUERY_ALLOW_WRITES=true)'}`,
+  );
+  print('');
+  print('Try:');
+  print(
+    `  curl -s ${curlHost}/query -H 'content-type: application/json' -d '{"sql":"SELECT id, email FROM customers WHERE id = $1","params":[42]}'`,
+  );
+  print('');
+  print('Ctrl-C to stop.');
+};
+
+const replayInBackground = async (
+  url: string,
+  rounds: number,
+  signal: AbortSignal,
+  print: (line: string) => void,
+): Promise<void> => {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    const report = await runWorkload(client, await readWorkloadFile(), { rounds, signal });
+    print(
+      `workload: ${formatCount(report.executions)} statements in ${report.rounds} round(s), ${report.errors} errors, ${formatSeconds(report.durationMs)}`,
+    );
+  } catch (err) {
+    // Reported, not fatal: the API keeps serving without the warm-up data.
+    print(`workload stopped: ${(err as Error).message}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+};
