@@ -65,7 +65,7 @@ export const mapDbError = (err: unknown): Error => {
 
   if (err.message === 'Query read timeout' || sqlState === '57014') {
     return new QueryTimeoutError(
-      'The statement exceeded its time limit and was cancelled; narrow it (WHERE, LIMIT) or raise timeoutMs',
+      'The statement exceeded its time limit; narrow it (WHERE, LIMIT) or raise timeoutMs',
       { cause: err, details },
     );
   }

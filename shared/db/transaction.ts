@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { mapDbError } from './errors.ts';
 import { acquireClient, type Database } from './pool.ts';
 

@@ -2,11 +2,12 @@ import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { LocalRouteHandler } from '../../../local/api-server.ts';
 import { startLocalServe } from '../../../local/serve.ts';
+import { TEST_DATABASE_URL } from '../support/env.ts';
 
 // `dbopt serve` against an external database (the integration PostgreSQL), with a fake
 // handler: what the CLI adds around the handlers. The embedded path is covered by
 // embedded.test.ts and by running `npm start`.
-const DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const DATABASE_URL = TEST_DATABASE_URL;
 
 const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
