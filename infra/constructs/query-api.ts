@@ -16,7 +16,7 @@ export const QUERY_MAX_TIMEOUT_MS = 8_000;
 /** Above QUERY_MAX_TIMEOUT_MS, so the handler's own time limit fires before Lambda's. */
 export const QUERY_FUNCTION_TIMEOUT = Duration.seconds(10);
 /** Coarse gate at the edge; the handler checks the exact byte limit (QUERY_MAX_SQL_BYTES). */
-const SQL_MAX_LENGTH = 100_000;
+const SQL_MAX_LENGTH = 16_384;
 
 export interface QueryApiProps {
   readonly vpc: ec2.IVpc;

@@ -44,8 +44,11 @@ export const ConfigSchema = z
     QUERY_MAX_RESPONSE_BYTES: positiveInt().max(6_000_000).default(5_000_000),
     /** Allow INSERT / UPDATE / DELETE / MERGE through the query API. */
     QUERY_ALLOW_WRITES: bool.default(false),
-    /** Largest accepted SQL text in bytes. */
-    QUERY_MAX_SQL_BYTES: positiveInt().default(100_000),
+    /**
+     * Largest accepted SQL text in bytes. The WASM parser's stack overflows on pathological
+     * text from about 18 KB, so the ceiling stays below that.
+     */
+    QUERY_MAX_SQL_BYTES: positiveInt().max(16_384).default(16_384),
     /** Largest number of bound parameters. */
     QUERY_MAX_PARAMS: positiveInt().max(65_535).default(1_000),
 

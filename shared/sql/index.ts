@@ -1,0 +1,15 @@
+/**
+ * SQL understanding for every capability, on PostgreSQL's own parser (libpg-query, WASM):
+ * statement kind, read/write tables, functions, cacheability, fingerprint and parameters.
+ * The only module-level state is the memoised WASM load; each analyzer owns its LRU cache.
+ */
+export { assertSingleStatement, createSqlAnalyzer } from './analyze.ts';
+export { initSqlParser } from './parser.ts';
+export type {
+  SqlAnalysis,
+  SqlAnalyzer,
+  SqlAnalyzerOptions,
+  SqlAnalyzerStats,
+  StatementKind,
+  UncacheableReason,
+} from './types.ts';
