@@ -7,6 +7,10 @@
  *   npm run bench:query                       # uses DATABASE_URL or 127.0.0.1:5432/test
  *   npm run bench:query -- --rounds 7 --iterations 2000
  *
+ * A third side, `batch`, is shared/db's executeStatement alone (the read-only transaction
+ * prologue + statement in one round trip), so the output shows where the handler's time goes:
+ * database layer vs middy/Powertools/validation.
+ *
  * Prints p50/p99 per statement and side, and the ratio handler/raw; the last line is JSON.
  */
 import { randomUUID } from 'node:crypto';
@@ -106,6 +110,20 @@ const main = async (): Promise<void> => {
     shutdown: () => Promise<void>;
   };
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  const { createDatabase, executeStatement } = await import('#shared/db');
+  const db = createDatabase({
+    connectionString: databaseUrl,
+    port: 5432,
+    database: '',
+    user: '',
+    sslMode: 'disable',
+    poolMax: 1,
+    connectTimeoutMs: 5_000,
+    idleTimeoutMs: 60_000,
+    queryTimeoutMs: 60_000,
+  });
+  const batch = (sql: string, params: unknown[]) =>
+    executeStatement(db, { sql, params, readOnly: true, timeoutMs: 5_000, maxRows: 1_000 });
 
   const idOf = (i: number) => ((i * 7919) % TABLE_ROWS) + 1;
   const realWrite = process.stdout.write.bind(process.stdout);
@@ -125,8 +143,8 @@ const main = async (): Promise<void> => {
       params: (i: number) => [idOf(i) % (TABLE_ROWS - 1000)],
     },
   ];
-  const results: Record<string, { handler: number[][]; pg: number[][] }> = {};
-  for (const c of cases) results[c.name] = { handler: [], pg: [] };
+  const results: Record<string, { handler: number[][]; pg: number[][]; batch: number[][] }> = {};
+  for (const c of cases) results[c.name] = { handler: [], pg: [], batch: [] };
 
   // Warm-up: JIT, parse cache, connections.
   quiet();
@@ -139,6 +157,7 @@ const main = async (): Promise<void> => {
       }
     });
     await sample(200, async (i) => void (await pool.query(c.sql, c.params(i))));
+    await sample(200, async (i) => void (await batch(c.sql, c.params(i))));
   }
   loud();
 
@@ -151,9 +170,11 @@ const main = async (): Promise<void> => {
         async (i) => void (await handler(events[i] as APIGatewayProxyEvent, context())),
       );
       const p = await sample(c.n, async (i) => void (await pool.query(c.sql, c.params(i))));
+      const b = await sample(c.n, async (i) => void (await batch(c.sql, c.params(i))));
       loud();
       results[c.name]?.handler.push(h);
       results[c.name]?.pg.push(p);
+      results[c.name]?.batch.push(b);
       process.stderr.write(
         `round ${round}/${rounds} ${c.name}: handler p50 ${percentile(h, 50).toFixed(0)} µs, pg p50 ${percentile(p, 50).toFixed(0)} µs\n`,
       );
@@ -170,8 +191,13 @@ const main = async (): Promise<void> => {
     const hp99 = stat(r.handler, 99);
     const pp50 = stat(r.pg, 50);
     const pp99 = stat(r.pg, 99);
+    const bp50 = stat(r.batch, 50);
+    const bp99 = stat(r.batch, 99);
     console.log(
       `${c.name.padEnd(10)} handler ${hp50.toFixed(0).padStart(8)} ${hp99.toFixed(0).padStart(8)}`,
+    );
+    console.log(
+      `${c.name.padEnd(10)} batch   ${bp50.toFixed(0).padStart(8)} ${bp99.toFixed(0).padStart(8)}`,
     );
     console.log(
       `${c.name.padEnd(10)} raw pg  ${pp50.toFixed(0).padStart(8)} ${pp99.toFixed(0).padStart(8)}`,
@@ -182,6 +208,8 @@ const main = async (): Promise<void> => {
     Object.assign(summary, {
       [`${c.name}_handler_p50_us`]: Math.round(hp50),
       [`${c.name}_handler_p99_us`]: Math.round(hp99),
+      [`${c.name}_batch_p50_us`]: Math.round(bp50),
+      [`${c.name}_batch_ratio_p50`]: Number((bp50 / pp50).toFixed(3)),
       [`${c.name}_pg_p50_us`]: Math.round(pp50),
       [`${c.name}_pg_p99_us`]: Math.round(pp99),
       [`${c.name}_ratio_p50`]: Number((hp50 / pp50).toFixed(3)),
@@ -189,6 +217,7 @@ const main = async (): Promise<void> => {
     });
   }
   await pool.end();
+  await db.end();
   await shutdown();
   console.log(JSON.stringify(summary));
 };
