@@ -1,4 +1,4 @@
-import { AppError } from '#shared/errors';
+import { CodedError } from '#shared/errors';
 
 /** Codes of the errors local mode raises itself (the CLI maps each to a message and exit 1). */
 export type LocalErrorCode =
@@ -11,14 +11,4 @@ export type LocalErrorCode =
   | 'WORKLOAD_FAILED';
 
 /** A local-mode failure with a message that tells the user what to do next. */
-export class LocalModeError extends AppError {
-  readonly code: LocalErrorCode;
-  constructor(
-    code: LocalErrorCode,
-    message: string,
-    options?: ErrorOptions & { details?: Record<string, unknown> },
-  ) {
-    super(message, options);
-    this.code = code;
-  }
-}
+export class LocalModeError extends CodedError<LocalErrorCode> {}

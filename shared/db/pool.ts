@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { Signer } from '@aws-sdk/rds-signer';
 import pg from 'pg';
 import type { Config } from '#shared/config';
+import { isAppError } from '#shared/errors';
+import { mapDbError } from './errors.ts';
 
 /** The narrow logging surface shared/db needs (Powertools Logger satisfies it). */
 export interface DbLogger {
@@ -139,22 +141,58 @@ export const createDatabase = (options: DatabaseOptions, logger?: DbLogger): Dat
   };
 };
 
+/** A client checked out of the pool, with the two ways to give it back. */
+export interface Checkout {
+  client: pg.PoolClient;
+  /** Returns a healthy, idle connection to the pool. */
+  release(): void;
+  /**
+   * Gives the connection back after `err`. An error the server reported (or one of ours
+   * raised between statements) leaves the socket healthy: roll back an open transaction when
+   * `inTransaction`, and reuse it. Anything else (a client-side timeout with the statement
+   * still running, a broken socket) destroys it; a ROLLBACK there would only queue behind the
+   * running statement.
+   */
+  discard(err: unknown, inTransaction: boolean): Promise<void>;
+}
+
 /**
- * Checks a client out of the pool. While it is checked out, a socket error is delivered to
- * the running query (which rejects with it); the listener added here only keeps the same error,
- * emitted again as an 'error' event, from crashing the process. `release(err)` destroys it.
+ * Checks a client out of the pool, mapping connection failures to typed errors. While it is
+ * checked out, a socket error reaches the running query (which rejects with it); the
+ * listener added here only keeps the same error, emitted again as an 'error' event, from
+ * crashing the process.
  */
-export const acquireClient = async (
-  db: Database,
-): Promise<{ client: pg.PoolClient; release: (err?: Error | boolean) => void }> => {
-  const client = await db.pool().connect();
+export const acquireClient = async (db: Database): Promise<Checkout> => {
+  let client: pg.PoolClient;
+  try {
+    client = await db.pool().connect();
+  } catch (err) {
+    throw mapDbError(err);
+  }
   const onError = (): void => undefined;
   client.on('error', onError);
+  const giveBack = (destroy?: Error | boolean): void => {
+    client.off('error', onError);
+    client.release(destroy);
+  };
   return {
     client,
-    release: (err) => {
-      client.off('error', onError);
-      client.release(err);
+    release: () => giveBack(),
+    discard: async (err, inTransaction) => {
+      if (!(err instanceof pg.DatabaseError || isAppError(err))) {
+        giveBack(err instanceof Error ? err : true);
+        return;
+      }
+      if (!inTransaction) {
+        giveBack();
+        return;
+      }
+      try {
+        await client.query('ROLLBACK');
+        giveBack();
+      } catch (rollbackErr) {
+        giveBack(rollbackErr instanceof Error ? rollbackErr : true);
+      }
     },
   };
 };

@@ -195,8 +195,8 @@ const rowLimitError = (maxRows: number) =>
 
 /**
  * Runs one statement in its own transaction with a server-side time limit and a row cap.
- * Reads cost one round trip (BEGIN READ ONLY … COMMIT in a single batch). Writes commit only
- * after the row cap is checked, so a refused result never leaves a committed write behind.
+ * Reads cost one round trip (see {@link StatementBatch}). Writes commit only after the row
+ * cap is checked, so a refused result never leaves a committed write behind.
  * A connection that timed out or failed is destroyed, never handed back to the pool.
  *
  * @throws the typed errors of {@link mapDbError}, or ResultTooLargeError('ROW_LIMIT_EXCEEDED').
@@ -206,51 +206,21 @@ export const executeStatement = async (
   request: StatementRequest,
   clientGraceMs = 1_000,
 ): Promise<StatementResult> => {
-  let checkout: Awaited<ReturnType<typeof acquireClient>>;
-  try {
-    checkout = await acquireClient(db);
-  } catch (err) {
-    throw mapDbError(err);
-  }
-  const { client, release } = checkout;
+  const checkout = await acquireClient(db);
   const batch = new StatementBatch(request, request.timeoutMs + clientGraceMs);
   try {
-    await runBatch(client, batch);
+    await runBatch(checkout.client, batch);
     if (!request.readOnly) {
-      if (batch.rowLimitHit) {
-        await client.query('ROLLBACK');
-        throw rowLimitError(request.maxRows);
-      }
-      await client.query('COMMIT');
+      // discard() rolls the write back: a refused result leaves nothing committed.
+      if (batch.rowLimitHit) throw rowLimitError(request.maxRows);
+      await checkout.client.query('COMMIT');
     }
-    release();
+    checkout.release();
   } catch (err) {
-    await abandon(client, release, err);
+    // A read's implicit transaction already ended at its Sync; a write's is still open.
+    await checkout.discard(err, !request.readOnly);
     throw mapDbError(err);
   }
   if (batch.rowLimitHit) throw rowLimitError(request.maxRows);
   return toResult(batch);
-};
-
-/**
- * After a failure: an error the server reported leaves the connection usable once the
- * transaction is rolled back; anything else (client-side timeout with the statement still
- * running, broken socket) destroys the connection instead of returning it to the pool.
- */
-const abandon = async (
-  client: pg.PoolClient,
-  release: (err?: Error | boolean) => void,
-  err: unknown,
-): Promise<void> => {
-  const reusable = err instanceof pg.DatabaseError || err instanceof ResultTooLargeError;
-  if (!reusable) {
-    release(err instanceof Error ? err : true);
-    return;
-  }
-  try {
-    await client.query('ROLLBACK');
-    release();
-  } catch (rollbackErr) {
-    release(rollbackErr instanceof Error ? rollbackErr : true);
-  }
 };

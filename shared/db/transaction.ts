@@ -25,28 +25,17 @@ export const withReadOnlyTransaction = async <T>(
   options: { timeoutMs: number },
   work: (tx: Queryable) => Promise<T>,
 ): Promise<T> => {
-  let checkout: Awaited<ReturnType<typeof acquireClient>>;
+  const checkout = await acquireClient(db);
   try {
-    checkout = await acquireClient(db);
-  } catch (err) {
-    throw mapDbError(err);
-  }
-  const { client, release } = checkout;
-  try {
-    await client.query(
+    await checkout.client.query(
       `BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}`,
     );
-    const result = await work(client as unknown as Queryable);
-    await client.query('COMMIT');
-    release();
+    const result = await work(checkout.client as unknown as Queryable);
+    await checkout.client.query('COMMIT');
+    checkout.release();
     return result;
   } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-      release();
-    } catch (rollbackErr) {
-      release(rollbackErr instanceof Error ? rollbackErr : true);
-    }
+    await checkout.discard(err, true);
     throw mapDbError(err);
   }
 };

@@ -8,10 +8,21 @@ export abstract class AppError extends Error {
   /** Extra, caller-safe facts (field names, SQLSTATE, positions). Never secrets. */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(message: string, options?: ErrorOptions & { details?: Record<string, unknown> }) {
+  constructor(message: string, options?: AppErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.details = Object.freeze({ ...(options?.details ?? {}) });
+  }
+}
+
+type AppErrorOptions = ErrorOptions & { details?: Record<string, unknown> };
+
+/** An error family whose instances carry one of several codes, chosen where it is raised. */
+export abstract class CodedError<C extends string = string> extends AppError {
+  readonly code: C;
+  constructor(code: C, message: string, options?: AppErrorOptions) {
+    super(message, options);
+    this.code = code;
   }
 }
 
@@ -21,17 +32,7 @@ export class ConfigError extends AppError {
 }
 
 /** The caller sent something we refuse to act on (bad JSON, wrong field type, policy). */
-export class ValidationError extends AppError {
-  readonly code: string;
-  constructor(
-    code: string,
-    message: string,
-    options?: ErrorOptions & { details?: Record<string, unknown> },
-  ) {
-    super(message, options);
-    this.code = code;
-  }
-}
+export class ValidationError extends CodedError {}
 
 /** A statement ran longer than its client-side or server-side time limit (SQLSTATE 57014). */
 export class QueryTimeoutError extends AppError {
@@ -44,21 +45,9 @@ export class DatabaseUnavailableError extends AppError {
 }
 
 /** SQLSTATE class 42: syntax error, undefined table/column/function, insufficient privilege. */
-export class SqlSyntaxError extends AppError {
-  readonly code: string;
-  constructor(
-    code:
-      | 'SQL_SYNTAX_ERROR'
-      | 'SQL_UNDEFINED_OBJECT'
-      | 'SQL_INSUFFICIENT_PRIVILEGE'
-      | 'SQL_INVALID',
-    message: string,
-    options?: ErrorOptions & { details?: Record<string, unknown> },
-  ) {
-    super(message, options);
-    this.code = code;
-  }
-}
+export class SqlSyntaxError extends CodedError<
+  'SQL_SYNTAX_ERROR' | 'SQL_UNDEFINED_OBJECT' | 'SQL_INSUFFICIENT_PRIVILEGE' | 'SQL_INVALID'
+> {}
 
 /** SQLSTATE class 23: unique, foreign key, not null or check constraint violated. */
 export class ConstraintViolationError extends AppError {
@@ -81,16 +70,6 @@ export class DatabaseError extends AppError {
 }
 
 /** A result exceeded a configured cap (rows or bytes). */
-export class ResultTooLargeError extends AppError {
-  readonly code: 'ROW_LIMIT_EXCEEDED' | 'RESPONSE_TOO_LARGE';
-  constructor(
-    code: 'ROW_LIMIT_EXCEEDED' | 'RESPONSE_TOO_LARGE',
-    message: string,
-    options?: ErrorOptions & { details?: Record<string, unknown> },
-  ) {
-    super(message, options);
-    this.code = code;
-  }
-}
+export class ResultTooLargeError extends CodedError<'ROW_LIMIT_EXCEEDED' | 'RESPONSE_TOO_LARGE'> {}
 
 export const isAppError = (err: unknown): err is AppError => err instanceof AppError;
