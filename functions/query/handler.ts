@@ -4,10 +4,17 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import { Redis } from 'ioredis';
+import { redisOptionsFromConfig } from '#shared/cache';
 import { loadConfig } from '#shared/config';
 import { createDatabase, databaseOptionsFromConfig } from '#shared/db';
 import { httpErrors, jsonResponse, readJsonBody, requireMethod } from '#shared/http';
-import { createQueryRequestParser, queryPolicyFromConfig, runQuery } from '#shared/query';
+import {
+  createQueryCacheDeps,
+  createQueryRequestParser,
+  queryPolicyFromConfig,
+  runQuery,
+} from '#shared/query';
 import { createSqlAnalyzer, initSqlParser } from '#shared/sql';
 
 // Once per cold start: config, clients (the pool connects lazily), the parser's WASM module.
@@ -20,11 +27,19 @@ const metrics = new Metrics({
 const policy = queryPolicyFromConfig(config);
 const parseRequest = createQueryRequestParser(policy);
 await initSqlParser();
+const db = createDatabase(databaseOptionsFromConfig(config), logger);
+const redis =
+  config.CACHE_ENABLED && config.REDIS_URL
+    ? new Redis(config.REDIS_URL, redisOptionsFromConfig(config))
+    : undefined;
+// Without a listener ioredis prints connection errors itself; the cache already degrades.
+redis?.on('error', (err: Error) => logger.warn('redis connection error', { reason: err.message }));
 const deps = {
-  db: createDatabase(databaseOptionsFromConfig(config), logger),
+  db,
   sql: createSqlAnalyzer({ cacheEntries: config.SQL_PARSE_CACHE_ENTRIES }),
   policy,
   metrics,
+  cache: createQueryCacheDeps(config, { db, redis, metrics, logger }),
 };
 
 const baseHandler = async (event: APIGatewayProxyEvent, context: Context) => {
@@ -41,4 +56,7 @@ export const handler = middy(baseHandler)
   .use(httpErrors({ logger, metrics }));
 
 /** Closes the pool; local mode calls it on Ctrl-C. Lambda never needs it. */
-export const shutdown = (): Promise<void> => deps.db.end();
+export const shutdown = async (): Promise<void> => {
+  redis?.disconnect();
+  await db.end();
+};

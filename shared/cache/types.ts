@@ -40,7 +40,7 @@ export interface ResultCacheOptions {
   connectWaitMs?: number;
   breaker: { consecutiveFailures: number; halfOpenAfterMs: number };
   metrics: MetricsSink;
-  logger: { warn(message: string, extra?: unknown): void };
+  logger: { warn(message: string, ...extra: unknown[]): void };
 }
 
 /**

@@ -52,6 +52,32 @@ export const ConfigSchema = z
     /** Largest number of bound parameters. */
     QUERY_MAX_PARAMS: positiveInt().max(65_535).default(1_000),
 
+    /** Redis for the L2 result cache (`rediss://` for TLS). Unset: L1 (in-process) only. */
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    /** Turn the result cache off entirely. */
+    CACHE_ENABLED: bool.default(true),
+    /** Name of the database target in cache keys and version keys. */
+    CACHE_TARGET: z.string().min(1).default('primary'),
+    CACHE_KEY_PREFIX: z.string().min(1).default('dbopt'),
+    /** In-process L1 size and lifetime; L1 is not re-validated, so its TTL is part of the bound. */
+    CACHE_L1_MAX_BYTES: positiveInt().default(50_000_000),
+    CACHE_L1_TTL_MS: positiveInt().max(60_000).default(1_000),
+    /** L2 entry lifetime: default, and the most a request may ask for with `cacheTtlMs`. */
+    CACHE_DEFAULT_TTL_MS: positiveInt().default(60_000),
+    CACHE_MAX_TTL_MS: positiveInt().default(300_000),
+    /** Results larger than this are served but not cached. */
+    CACHE_MAX_ENTRY_BYTES: positiveInt().default(1_000_000),
+    /** Cross-instance stampede lock: how long it is held at most, how long others wait. */
+    CACHE_LOCK_TTL_MS: positiveInt().default(5_000),
+    CACHE_LOCK_WAIT_MS: z.coerce.number().int().min(0).default(200),
+    /** Consecutive Redis failures that open the breaker, and how long it stays open. */
+    CACHE_BREAKER_FAILURES: positiveInt().default(5),
+    CACHE_BREAKER_HALF_OPEN_MS: positiveInt().default(5_000),
+    REDIS_COMMAND_TIMEOUT_MS: positiveInt().default(100),
+    REDIS_CONNECT_TIMEOUT_MS: positiveInt().default(1_000),
+    /** How often the freshness sweeper compares pg_stat_user_tables write counters. */
+    CACHE_SWEEP_INTERVAL_MS: positiveInt().default(5_000),
+
     /** Entries kept in the per-process parse cache (shared/sql). */
     SQL_PARSE_CACHE_ENTRIES: positiveInt().default(2_000),
 
@@ -93,6 +119,13 @@ export const ConfigSchema = z
         code: 'custom',
         path: ['QUERY_TIMEOUT_MS'],
         message: `must not exceed QUERY_MAX_TIMEOUT_MS (${c.QUERY_MAX_TIMEOUT_MS})`,
+      });
+    }
+    if (c.CACHE_DEFAULT_TTL_MS > c.CACHE_MAX_TTL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CACHE_DEFAULT_TTL_MS'],
+        message: `must not exceed CACHE_MAX_TTL_MS (${c.CACHE_MAX_TTL_MS})`,
       });
     }
     if (c.QUERY_DEFAULT_MAX_ROWS > c.QUERY_MAX_ROWS) {

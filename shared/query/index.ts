@@ -1,9 +1,21 @@
 import { z } from 'zod';
+import {
+  bareTableName,
+  type CacheRedisClient,
+  cacheSettingsFromConfig,
+  createResultCache,
+  type ResultCache,
+} from '#shared/cache';
 import type { Config } from '#shared/config';
 import { BUILTIN_TYPE_NAMES, type Database, executeStatement, type ResultField } from '#shared/db';
 import { QueryTimeoutError, ResultTooLargeError, ValidationError } from '#shared/errors';
 import { type MetricsSink, MetricUnit } from '#shared/metrics';
 import { assertSingleStatement, type SqlAnalysis, type SqlAnalyzer } from '#shared/sql';
+import { createRelationKinds, type RelationKinds } from './relations.ts';
+
+export type { RelationKinds } from './relations.ts';
+
+type CacheLogger = { warn(message: string, ...extra: unknown[]): void };
 
 /** Limits and policy of the query API, taken from {@link Config}. */
 export interface QueryPolicy {
@@ -15,6 +27,7 @@ export interface QueryPolicy {
   maxResponseBytes: number;
   maxSqlBytes: number;
   maxParams: number;
+  maxCacheTtlMs: number;
 }
 
 export const queryPolicyFromConfig = (config: Config): QueryPolicy =>
@@ -27,13 +40,27 @@ export const queryPolicyFromConfig = (config: Config): QueryPolicy =>
     maxResponseBytes: config.QUERY_MAX_RESPONSE_BYTES,
     maxSqlBytes: config.QUERY_MAX_SQL_BYTES,
     maxParams: config.QUERY_MAX_PARAMS,
+    maxCacheTtlMs: config.CACHE_MAX_TTL_MS,
   });
+
+/** The result cache and what its keys depend on; absent when the cache is off. */
+export interface QueryCacheDeps {
+  cache: ResultCache;
+  relations: RelationKinds;
+  /** Database target name in keys and version keys (shard name later). */
+  target: string;
+  /** Database role the statements run as (grants and row-level security change results). */
+  role: string;
+  defaultTtlMs: number;
+  maxTtlMs: number;
+}
 
 export interface QueryDeps {
   db: Database;
   sql: SqlAnalyzer;
   policy: QueryPolicy;
   metrics: MetricsSink;
+  cache?: QueryCacheDeps;
 }
 
 /** A bound value: JSON scalars, arrays (sent as PostgreSQL arrays) and objects (sent as JSON). */
@@ -71,6 +98,12 @@ const buildRequestSchema = (policy: QueryPolicy) =>
       .positive('must be positive')
       .max(policy.maxRows, `must be at most ${policy.maxRows}`)
       .optional(),
+    cacheTtlMs: z
+      .number({ error: 'must be a number of milliseconds' })
+      .int('must be an integer')
+      .min(0, 'must be 0 (do not cache) or more')
+      .max(policy.maxCacheTtlMs, `must be at most ${policy.maxCacheTtlMs}`)
+      .optional(),
   });
 
 export type QueryRequest = {
@@ -78,6 +111,8 @@ export type QueryRequest = {
   params?: unknown[];
   timeoutMs?: number;
   maxRows?: number;
+  /** L2 lifetime for this result; 0 skips the cache. Default CACHE_DEFAULT_TTL_MS. */
+  cacheTtlMs?: number;
 };
 
 export interface QueryResponse {
@@ -85,6 +120,9 @@ export interface QueryResponse {
   rowCount: number;
   fields: { name: string; dataType: string }[];
   durationMs: number;
+  /** Where the result came from; `bypass` comes with `cacheReason`. */
+  cache: 'l1' | 'l2' | 'miss' | 'bypass';
+  cacheReason?: string;
 }
 
 /** Builds the request validator once; the schema depends only on the policy. */
@@ -174,9 +212,46 @@ const fitTimeout = (timeoutMs: number, remainingMs: number | undefined): number 
 const typeNameOf = (field: ResultField): string =>
   BUILTIN_TYPE_NAMES.get(field.dataTypeId) ?? `oid:${field.dataTypeId}`;
 
+/** The role statements run as: the user in DATABASE_URL, else DB_USER. */
+const databaseRole = (config: Config): string =>
+  config.DATABASE_URL ? decodeURIComponent(new URL(config.DATABASE_URL).username) : config.DB_USER;
+
 /**
- * Validates, checks policy, runs the statement and serializes the response. Returns the JSON
- * body text: serializing here lets the byte cap be checked on the exact bytes sent.
+ * Assembles the query API's cache dependencies from config, or undefined when
+ * CACHE_ENABLED=false. Without a Redis client the cache is L1-only.
+ */
+export const createQueryCacheDeps = (
+  config: Config,
+  clients: { db: Database; redis?: CacheRedisClient; metrics: MetricsSink; logger: CacheLogger },
+): QueryCacheDeps | undefined =>
+  config.CACHE_ENABLED
+    ? {
+        cache: createResultCache({
+          ...cacheSettingsFromConfig(config),
+          redis: clients.redis,
+          metrics: clients.metrics,
+          logger: clients.logger,
+        }),
+        relations: createRelationKinds(clients.db),
+        target: config.CACHE_TARGET,
+        role: databaseRole(config),
+        defaultTtlMs: config.CACHE_DEFAULT_TTL_MS,
+        maxTtlMs: config.CACHE_MAX_TTL_MS,
+      }
+    : undefined;
+
+/** What the cache decided, before the response is assembled. */
+interface CacheDecision {
+  level: QueryResponse['cache'];
+  reason?: string;
+}
+
+const bypass = (reason: string): CacheDecision => ({ level: 'bypass', reason });
+
+/**
+ * Validates, checks policy, runs the statement (through the result cache when it is
+ * cacheable) and serializes the response. Returns the JSON body text: serializing here lets
+ * the byte cap be checked on the exact bytes sent, and a cached payload is spliced in as is.
  *
  * @throws ValidationError (4xx), SqlSyntaxError, ResultTooLargeError, QueryTimeoutError,
  *   DatabaseUnavailableError and the other typed errors of shared/db.
@@ -194,34 +269,76 @@ export const runQuery = async (
   const timeoutMs = fitTimeout(request.timeoutMs ?? policy.defaultTimeoutMs, options.remainingMs);
 
   const startedAt = performance.now();
-  const result = await executeStatement(deps.db, {
-    sql: request.sql,
-    params,
-    readOnly,
-    timeoutMs,
-    maxRows,
-  });
+  const load = async (): Promise<string> => {
+    const result = await executeStatement(deps.db, {
+      sql: request.sql,
+      params,
+      readOnly,
+      timeoutMs,
+      maxRows,
+    });
+    const payload = JSON.stringify({
+      rows: result.rows,
+      rowCount: result.rowCount,
+      fields: result.fields.map((f) => ({ name: f.name, dataType: typeNameOf(f) })),
+    });
+    assertWithinBytes(payload, policy.maxResponseBytes);
+    return payload;
+  };
+
+  let payload: string;
+  let decision: CacheDecision;
+  const cache = deps.cache;
+  if (!cache) {
+    payload = await load();
+    decision = bypass('disabled');
+  } else if (!readOnly) {
+    payload = await load();
+    // After the commit: every instance's next read of these tables misses in L2.
+    await cache.cache.bumpTables(cache.target, analysis.tablesWritten);
+    decision = bypass('write');
+  } else if (!analysis.cacheable) {
+    payload = await load();
+    decision = bypass(analysis.uncacheableReason ?? 'not-cacheable');
+  } else if (request.cacheTtlMs === 0) {
+    payload = await load();
+    decision = bypass('request');
+  } else if (!(await cache.relations.allWatched(analysis.tablesRead.map(bareTableName)))) {
+    payload = await load();
+    decision = bypass('view-or-foreign-table');
+  } else {
+    const result = await cache.cache.getOrLoad(
+      {
+        sql: request.sql,
+        params,
+        target: cache.target,
+        role: cache.role,
+        tablesRead: analysis.tablesRead,
+        ttlMs: request.cacheTtlMs ?? cache.defaultTtlMs,
+        variant: `maxRows=${maxRows}`,
+      },
+      load,
+    );
+    payload = result.payload;
+    decision = { level: result.outcome.level, reason: result.outcome.reason };
+  }
   const durationMs = Math.round((performance.now() - startedAt) * 100) / 100;
   deps.metrics.addMetric('QueryDuration', MetricUnit.Milliseconds, durationMs);
+  deps.metrics.addMetric('ResponseBytes', MetricUnit.Bytes, payload.length);
+  const tail =
+    decision.reason === undefined
+      ? `,"durationMs":${durationMs},"cache":"${decision.level}"}`
+      : `,"durationMs":${durationMs},"cache":"${decision.level}","cacheReason":${JSON.stringify(decision.reason)}}`;
+  return payload.slice(0, -1) + tail;
+};
 
-  const response: QueryResponse = {
-    rows: result.rows,
-    rowCount: result.rowCount,
-    fields: result.fields.map((f) => ({ name: f.name, dataType: typeNameOf(f) })),
-    durationMs,
-  };
-  const body = JSON.stringify(response);
+const assertWithinBytes = (body: string, maxBytes: number): void => {
   // String length undercounts multi-byte characters; measure bytes only when it could matter.
-  if (
-    body.length * 3 > policy.maxResponseBytes &&
-    Buffer.byteLength(body) > policy.maxResponseBytes
-  ) {
+  if (body.length * 3 > maxBytes && Buffer.byteLength(body) > maxBytes) {
     throw new ResultTooLargeError(
       'RESPONSE_TOO_LARGE',
-      `The response would be larger than ${policy.maxResponseBytes} bytes; select fewer columns or rows`,
-      { details: { maxResponseBytes: policy.maxResponseBytes } },
+      `The response would be larger than ${maxBytes} bytes; select fewer columns or rows`,
+      { details: { maxResponseBytes: maxBytes } },
     );
   }
-  deps.metrics.addMetric('ResponseBytes', MetricUnit.Bytes, body.length);
-  return body;
 };
