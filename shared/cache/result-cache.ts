@@ -49,6 +49,8 @@ interface Flight {
   readonly promise: Promise<CacheResult>;
   readonly genKeys: readonly string[];
   readonly gens: readonly number[];
+  /** performance.now() when the load began: what its joiners get is as fresh as this. */
+  readonly startedAt: number;
 }
 
 type CacheResult = { payload: string; outcome: CacheOutcome };
@@ -271,14 +273,23 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
     payload.length <= maxEntryBytes &&
     (payload.length * 3 <= maxEntryBytes || Buffer.byteLength(payload) <= maxEntryBytes);
 
-  /** A load that overlapped a local write would be dead on arrival; do not evict for it. */
+  /**
+   * Keeps a payload in L1 until `l1TtlMs` after `freshAsOf` (performance.now() of the moment
+   * the data was known current: a load's start, or the start of the Redis read that validated
+   * it), not after it was stored: a slow load must not extend the staleness bound. A load
+   * that overlapped a local write would be dead on arrival; it is not kept.
+   */
   const keepInL1 = (
     key: string,
     payload: string,
     genKeys: readonly string[],
     gens: readonly number[],
+    freshAsOf: number,
   ): void => {
-    if (generations.unchanged(genKeys, gens)) l1.set(key, { payload, genKeys, gens });
+    const ttl = Math.floor(options.l1TtlMs - (performance.now() - freshAsOf));
+    if (ttl > 0 && generations.unchanged(genKeys, gens)) {
+      l1.set(key, { payload, genKeys, gens }, { ttl });
+    }
   };
 
   const runLoad = async (load: () => Promise<string>): Promise<string> => {
@@ -386,9 +397,10 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
     /** Loads without L2; the result still goes to L1, which is bounded by `l1TtlMs`. */
     const loadLocally = async (reason?: BypassReason, error?: unknown): Promise<CacheResult> => {
       if (error !== undefined) logger.warn('Result cache bypassed: Redis call failed', { error });
+      const loadStartedAt = performance.now();
       const payload = await runLoad(load);
       if (!fitsEntry(payload)) return { payload, outcome: bypass('too-large') };
-      keepInL1(key, payload, genKeys, gens);
+      keepInL1(key, payload, genKeys, gens, loadStartedAt);
       return { payload, outcome: reason ? bypass(reason) : miss() };
     };
 
@@ -410,7 +422,7 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
         garbage = true;
         metrics.addMetric('CacheGarbage', MetricUnit.Count, 1);
       } else if (versionsMatch(entry.versions, read.value.versions)) {
-        keepInL1(key, entry.payload, genKeys, gens);
+        keepInL1(key, entry.payload, genKeys, gens, versionsReadAt);
         recordHit('l2', startedAt);
         return { payload: entry.payload, outcome: OUTCOME_L2 };
       }
@@ -426,10 +438,11 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
     const { locked, versions } = prepared.value;
 
     if (lockWaitMs > 0 && !locked) {
+      const waitStartedAt = performance.now();
       const peerPayload = await waitForPeer(key, versionKeys);
       if (peerPayload !== undefined) {
         metrics.addMetric('CacheLockWaitHit', MetricUnit.Count, 1);
-        keepInL1(key, peerPayload, genKeys, gens);
+        keepInL1(key, peerPayload, genKeys, gens, waitStartedAt);
         recordHit('l2', startedAt);
         return { payload: peerPayload, outcome: OUTCOME_L2 };
       }
@@ -437,6 +450,7 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
 
     const heldLock = locked ? lock : undefined;
     let payload: string;
+    const loadStartedAt = performance.now();
     try {
       payload = await runLoad(load);
     } catch (error) {
@@ -470,7 +484,7 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
       }
     }
     if (!fits) return { payload, outcome: bypass('too-large') };
-    keepInL1(key, payload, genKeys, gens);
+    keepInL1(key, payload, genKeys, gens, loadStartedAt);
     return { payload, outcome: garbage ? bypass('redis-garbage') : miss() };
   };
 
@@ -487,13 +501,21 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
         l1.delete(key);
       }
       // Single flight: join a load of this key unless a local write happened since it began.
+      // Joining a load serves data as fresh as the load's start: only join young loads, so a
+      // joiner never gets a result older than the L1 bound allows.
       const flight = flights.get(key);
-      if (flight && generations.unchanged(flight.genKeys, flight.gens)) return flight.promise;
+      if (
+        flight &&
+        startedAt - flight.startedAt < options.l1TtlMs &&
+        generations.unchanged(flight.genKeys, flight.gens)
+      ) {
+        return flight.promise;
+      }
 
       const plan = planOf(request.tablesRead, request.target);
       const gens = generations.current(plan.genKeys);
       const promise = resolve(key, request, plan, gens, load, startedAt);
-      const entry: Flight = { promise, genKeys: plan.genKeys, gens };
+      const entry: Flight = { promise, genKeys: plan.genKeys, gens, startedAt };
       flights.set(key, entry);
       const forget = () => {
         if (flights.get(key) === entry) flights.delete(key);
