@@ -169,6 +169,8 @@ describe('query API result cache on real Redis and PostgreSQL', () => {
           const startedAt = performance.now();
           const body = await read(api, sql, [8]);
           reads.push({ instance, startedAt, v: Number(body.rows[0]?.v), cache: body.cache });
+          // L1 hits resolve without I/O; yield so the writer is not starved.
+          await new Promise((r) => setTimeout(r, 1));
         }
       })();
     await Promise.all([
