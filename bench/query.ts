@@ -104,6 +104,8 @@ const main = async (): Promise<void> => {
     QUERY_MAX_ROWS: '1000',
     QUERY_DEFAULT_MAX_ROWS: '1000',
     LOG_LEVEL: 'WARN',
+    // The handler's path to the database, not the result cache (bench:cache measures that).
+    CACHE_ENABLED: 'false',
   });
   const { handler, shutdown } = (await import('../functions/query/handler.ts')) as {
     handler: Handler;
