@@ -112,12 +112,17 @@ export const startLocalServe = async (options: LocalServeOptions = {}): Promise<
   let embedded: EmbeddedPostgres | undefined;
   const workloadAbort = new AbortController();
   let workloadDone: Promise<void> = Promise.resolve();
+  const sweepAbort = new AbortController();
+  let sweeper: LocalSweeper | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       workloadAbort.abort();
+      sweepAbort.abort();
       await workloadDone;
+      await sweeper?.done;
       await api.close();
+      await sweeper?.shutdown();
       await handlers?.shutdown?.();
       await embedded?.stop();
     })();
@@ -181,6 +186,11 @@ export const startLocalServe = async (options: LocalServeOptions = {}): Promise<
     const config = loadConfig(env); // the configuration the handlers will see
     handlers = await (options.loadHandlers ?? loadQueryHandlers)();
     api.setRoutes(handlers.routes);
+    // With Redis, writes that bypass the API are caught by the same sweeper the scheduled
+    // Lambda runs; without it the cache is L1-only and bounded by CACHE_L1_TTL_MS alone.
+    if (!options.loadHandlers && config.CACHE_ENABLED && config.REDIS_URL) {
+      sweeper = await startLocalSweeper(sweepAbort.signal, print);
+    }
     printReady(print, api, handlers, config);
 
     const rounds = options.workloadRounds ?? 0;
@@ -192,6 +202,23 @@ export const startLocalServe = async (options: LocalServeOptions = {}): Promise<
     await stop();
     throw err;
   }
+};
+
+interface LocalSweeper {
+  done: Promise<unknown>;
+  shutdown: () => Promise<void>;
+}
+
+/** Runs the cache-sweeper Lambda's loop in the background until `signal` aborts. */
+const startLocalSweeper = async (
+  signal: AbortSignal,
+  print: (line: string) => void,
+): Promise<LocalSweeper> => {
+  const mod = await import('../functions/cache-sweeper/handler.ts');
+  const done = mod.runSweeps({ signal }).catch((err: unknown) => {
+    print(`cache sweeper stopped: ${(err as Error).message}`);
+  });
+  return { done, shutdown: mod.shutdown };
 };
 
 /** A DATABASE_URL on this machine almost never has TLS; default DB_SSL_MODE to disable there. */
@@ -234,6 +261,15 @@ const printReady = (
   for (const route of handlers.routes) print(`  ${route.method} ${route.path}`);
   print(
     `  writes ${config.QUERY_ALLOW_WRITES ? 'allowed' : 'refused (set QUERY_ALLOW_WRITES=true)'}`,
+  );
+  print(
+    `  result cache ${
+      !config.CACHE_ENABLED
+        ? 'off'
+        : config.REDIS_URL
+          ? `L1 + Redis L2 (${redactUrl(config.REDIS_URL)}), out-of-band writes swept every ${config.CACHE_SWEEP_INTERVAL_MS} ms`
+          : `L1 only, ${config.CACHE_L1_TTL_MS} ms (set REDIS_URL for L2)`
+    }`,
   );
   print('');
   print('Try:');

@@ -39,8 +39,22 @@ const sweeper = createSweeper({
 const END_MARGIN_MS = 5_000;
 
 /** Sweeps every CACHE_SWEEP_INTERVAL_MS until `signal` aborts (local mode) or the deadline. */
-export const runSweeps = (limit: { signal: AbortSignal } | { deadlineMs: number }) =>
-  runSweepLoop({ sweeper, intervalMs: config.CACHE_SWEEP_INTERVAL_MS, metrics, logger, ...limit });
+export const runSweeps = async (limit: { signal: AbortSignal } | { deadlineMs: number }) => {
+  // The client connects lazily and queues nothing offline: connect before the first sweep.
+  // A failed connect is not fatal; ioredis keeps retrying and the next sweep tries again.
+  if (redis.status === 'wait') {
+    await redis
+      .connect()
+      .catch((err: Error) => logger.warn('redis connect failed', { reason: err.message }));
+  }
+  return runSweepLoop({
+    sweeper,
+    intervalMs: config.CACHE_SWEEP_INTERVAL_MS,
+    metrics,
+    logger,
+    ...limit,
+  });
+};
 
 /** EventBridge Scheduler, every minute: sweep for (almost) the whole invocation. */
 export const handler = middy(async (_event: unknown, context: Context) =>
