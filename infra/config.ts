@@ -86,10 +86,35 @@ const InfraContextSchema = z.object({
   logRetentionDays: retentionDays.default(RetentionDays.ONE_MONTH),
   /** Reserved concurrency of the query function; unset leaves it on the account pool. */
   queryReservedConcurrency: z.coerce.number().int().positive().optional(),
+
+  /** ElastiCache node type of the result cache (Redis OSS, cluster mode disabled). */
+  cacheNodeType: z
+    .string()
+    .regex(
+      /^cache\.[a-z0-9]+\.[a-z0-9]+$/,
+      'must be an ElastiCache node type such as cache.t4g.small',
+    )
+    .default('cache.t4g.small'),
+  /**
+   * Nodes of the result cache: one primary plus replicas. From 2 the group has automatic
+   * failover across availability zones; 1 (a development setting) has neither.
+   */
+  cacheNodes: z.coerce.number().int().min(1).max(6).default(2),
+  /**
+   * How often the cache sweeper compares write counters (its CACHE_SWEEP_INTERVAL_MS). At most
+   * a minute: one invocation, started every minute, must sweep at least once.
+   */
+  cacheSweepIntervalMs: z.coerce.number().int().min(1_000).max(60_000).default(5_000),
+  /**
+   * Database role of the cache sweeper. It reads only pg_stat_user_tables and pg_class, which
+   * every role may read, so a role with nothing but `rds_iam` is enough. Default: dbUser.
+   */
+  sweeperDbUser: z.string().min(1).optional(),
 });
 
 const InfraConfigSchema = InfraContextSchema.transform((c) => ({
   ...c,
+  sweeperDbUser: c.sweeperDbUser ?? c.dbUser,
   availabilityZones:
     c.availabilityZones && c.availabilityZones.length > 0
       ? c.availabilityZones

@@ -1,8 +1,11 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { InfraConfig } from './config.ts';
+import { CacheSweeper } from './constructs/cache-sweeper.ts';
+import type { DatabaseAccess } from './constructs/database-access.ts';
 import { Network } from './constructs/network.ts';
 import { QueryApi } from './constructs/query-api.ts';
+import { ResultCache } from './constructs/result-cache.ts';
 
 export interface DboptStackProps extends Omit<StackProps, 'env'> {
   readonly config: InfraConfig;
@@ -14,7 +17,9 @@ export interface DboptStackProps extends Omit<StackProps, 'env'> {
  */
 export class DboptStack extends Stack {
   readonly network: Network;
+  readonly resultCache: ResultCache;
   readonly queryApi: QueryApi;
+  readonly cacheSweeper: CacheSweeper;
   private readonly fixedAvailabilityZones: string[];
 
   constructor(scope: Construct, id: string, props: DboptStackProps) {
@@ -30,14 +35,23 @@ export class DboptStack extends Stack {
       flowLogRetention: config.logRetentionDays,
     });
 
+    const database: DatabaseAccess = {
+      proxyEndpoint: config.dbProxyEndpoint,
+      proxyResourceId: config.dbProxyResourceId,
+      databaseName: config.dbName,
+    };
+
+    this.resultCache = new ResultCache(this, 'ResultCache', {
+      vpc: this.network.vpc,
+      nodeType: config.cacheNodeType,
+      nodes: config.cacheNodes,
+    });
+
     this.queryApi = new QueryApi(this, 'QueryApi', {
       vpc: this.network.vpc,
-      database: {
-        proxyEndpoint: config.dbProxyEndpoint,
-        proxyResourceId: config.dbProxyResourceId,
-        databaseName: config.dbName,
-      },
+      database,
       dbUser: config.dbUser,
+      cache: this.resultCache,
       logRetention: config.logRetentionDays,
       throttle: {
         rateLimit: config.apiThrottleRateLimit,
@@ -47,6 +61,15 @@ export class DboptStack extends Stack {
       ...(config.queryReservedConcurrency === undefined
         ? {}
         : { reservedConcurrency: config.queryReservedConcurrency }),
+    });
+
+    this.cacheSweeper = new CacheSweeper(this, 'CacheSweeper', {
+      vpc: this.network.vpc,
+      database,
+      dbUser: config.sweeperDbUser,
+      cache: this.resultCache,
+      sweepIntervalMs: config.cacheSweepIntervalMs,
+      logRetention: config.logRetentionDays,
     });
 
     new CfnOutput(this, 'QueryUrl', {

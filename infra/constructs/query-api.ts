@@ -10,6 +10,7 @@ import {
   grantDatabaseConnect,
 } from './database-access.ts';
 import { DboptFunction } from './dbopt-function.ts';
+import type { ResultCache } from './result-cache.ts';
 
 /** Longest query a caller may ask for; the handler enforces it on the client side. */
 export const QUERY_MAX_TIMEOUT_MS = 8_000;
@@ -28,6 +29,8 @@ export interface QueryApiProps {
   /** Create the account-wide API Gateway → CloudWatch Logs role. */
   readonly cloudWatchRole: boolean;
   readonly reservedConcurrency?: number;
+  /** The result cache's Redis tier. @default - none: the in-process L1 cache only */
+  readonly cache?: ResultCache;
   /** @default functions/query/handler.ts */
   readonly entry?: string;
 }
@@ -64,8 +67,10 @@ export class QueryApi extends Construct {
         // Connect + the longest statement stays inside the function timeout; the handler also
         // trims each statement's limit to the invocation's remaining time.
         DB_CONNECT_TIMEOUT_MS: '1500',
+        ...(props.cache ? { REDIS_URL: props.cache.redisUrl } : {}),
       },
     });
+    props.cache?.allowFrom(this.handler);
     this.handler.allowEgressInVpc(
       ec2.Port.tcp(props.database.port ?? 5432),
       'PostgreSQL (RDS Proxy) inside the VPC',

@@ -24,6 +24,18 @@ describe('cdk-nag (AwsSolutions)', () => {
     ).toEqual([]);
   });
 
+  it('reports no unacknowledged finding with a one-node (development) cache', () => {
+    // Prepare: one node has no Multi-AZ (AwsSolutions-AEC4), acknowledged only in that case
+    const { app } = buildTestApp({ context: { cacheNodes: '1' } });
+
+    // Act
+    app.synth();
+    const report = new AwsSolutionsChecks().validateScope(app);
+
+    // Assess
+    expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+  });
+
   it('fails synthesis when a finding is not acknowledged', () => {
     // Prepare: a role with an AWS managed policy and no acknowledgment (AwsSolutions-IAM4)
     const { app } = buildTestApp({
@@ -102,8 +114,8 @@ describe('offline synthesis', () => {
     // Act
     const logGroups = Object.values(Template.fromStack(stack).findResources('AWS::Logs::LogGroup'));
 
-    // Assess: Lambda logs, API access logs, VPC flow logs
-    expect(logGroups).toHaveLength(3);
+    // Assess: query and sweeper Lambda logs, API access logs, VPC flow logs
+    expect(logGroups).toHaveLength(4);
     for (const group of logGroups) expect(group.Properties.RetentionInDays).toBe(14);
   });
 });
@@ -128,6 +140,10 @@ describe('infra configuration', () => {
     [{ dbProxyResourceId: 'my-proxy' }, 'dbProxyResourceId'],
     [{ logRetentionDays: 31 }, 'logRetentionDays'],
     [{ apiGatewayCloudWatchRole: 'maybe' }, 'apiGatewayCloudWatchRole'],
+    [{ cacheNodeType: 't4g.small' }, 'cacheNodeType'],
+    [{ cacheNodes: 0 }, 'cacheNodes'],
+    [{ cacheNodes: '7' }, 'cacheNodes'],
+    [{ cacheSweepIntervalMs: 60_001 }, 'cacheSweepIntervalMs'],
   ])('rejects %j naming %s', (raw, key) => {
     expect(() => parseInfraConfig(raw)).toThrow(InfraConfigError);
     expect(() => parseInfraConfig(raw)).toThrow(key);
@@ -138,12 +154,26 @@ describe('infra configuration', () => {
       apiThrottleRateLimit: '50',
       apiGatewayCloudWatchRole: 'false',
       queryReservedConcurrency: '5',
+      cacheNodes: '1',
+      cacheSweepIntervalMs: '2000',
     });
     expect(config).toMatchObject({
       apiThrottleRateLimit: 50,
       apiGatewayCloudWatchRole: false,
       queryReservedConcurrency: 5,
+      cacheNodes: 1,
+      cacheSweepIntervalMs: 2000,
     });
+  });
+
+  it('defaults the cache to two small nodes and the sweeper to the query role', () => {
+    expect(parseInfraConfig({ dbUser: 'api' })).toMatchObject({
+      cacheNodeType: 'cache.t4g.small',
+      cacheNodes: 2,
+      cacheSweepIntervalMs: 5000,
+      sweeperDbUser: 'api',
+    });
+    expect(parseInfraConfig({ sweeperDbUser: 'sweeper' }).sweeperDbUser).toBe('sweeper');
   });
 
   it('leaves the account-wide API Gateway role out when told to', () => {

@@ -24,15 +24,18 @@ const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [val
 let template: Template;
 let resources: Resources;
 
-/** Every IAM statement of the template, inline role policies included. */
-const allStatements = (): Statement[] => {
+/** IAM statements of the template (or of one role), inline role policies included. */
+const allStatements = (roleId?: string): Statement[] => {
   const documents: { Statement: Statement[] }[] = [];
-  for (const resource of Object.values(resources)) {
+  for (const [id, resource] of Object.entries(resources)) {
     const props = resource.Properties ?? {};
     if (resource.Type === 'AWS::IAM::Policy') {
-      documents.push(props.PolicyDocument as { Statement: Statement[] });
+      const roles = (props.Roles ?? []) as { Ref: string }[];
+      if (roleId === undefined || roles.some((r) => r.Ref === roleId)) {
+        documents.push(props.PolicyDocument as { Statement: Statement[] });
+      }
     }
-    if (resource.Type === 'AWS::IAM::Role') {
+    if (resource.Type === 'AWS::IAM::Role' && (roleId === undefined || id === roleId)) {
       const inline = (props.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[];
       documents.push(...inline.map((p) => p.PolicyDocument));
     }
@@ -57,6 +60,7 @@ beforeAll(() => {
       dbProxyEndpoint: 'dbopt.proxy-abc.us-east-1.rds.amazonaws.com',
       dbProxyResourceId: 'prx-0123456789abcdef0',
       dbUser: 'api_reader',
+      sweeperDbUser: 'cache_sweeper',
     },
   });
   // Act (synthesizes the whole app, running the cdk-nag plugin)
@@ -93,6 +97,20 @@ describe('query Lambda', () => {
     });
   });
 
+  it('uses the result cache over TLS (rediss://<primary endpoint>:6379)', () => {
+    const props = queryFunction();
+    expect(props.Environment.Variables.REDIS_URL).toEqual({
+      'Fn::Join': [
+        '',
+        [
+          'rediss://',
+          { 'Fn::GetAtt': [expect.stringMatching(/^ResultCache/), 'PrimaryEndPoint.Address'] },
+          ':6379',
+        ],
+      ],
+    });
+  });
+
   it('lets the handler time out before Lambda does', () => {
     const props = queryFunction();
     expect(props.Timeout * 1000).toBe(QUERY_FUNCTION_TIMEOUT.toMilliseconds());
@@ -111,7 +129,7 @@ describe('query Lambda', () => {
     expect(props.VpcConfig.SecurityGroupIds).toHaveLength(1);
   });
 
-  it('may open connections only to PostgreSQL inside the VPC', () => {
+  it('may open connections only to PostgreSQL inside the VPC and to the cache', () => {
     const props = queryFunction();
     const groupId = props.VpcConfig.SecurityGroupIds[0]?.['Fn::GetAtt'][0] ?? '';
     const egress = resources[groupId]?.Properties?.SecurityGroupEgress as unknown[];
@@ -123,6 +141,20 @@ describe('query Lambda', () => {
         ToPort: 5432,
         IpProtocol: 'tcp',
       },
+    ]);
+    const separateEgress = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::EC2::SecurityGroupEgress')
+      .map((r) => r.Properties ?? {})
+      .filter((p) => JSON.stringify(p.GroupId).includes(groupId));
+    expect(separateEgress).toEqual([
+      expect.objectContaining({
+        DestinationSecurityGroupId: {
+          'Fn::GetAtt': [expect.stringMatching(/^ResultCacheSecurityGroup/), 'GroupId'],
+        },
+        FromPort: 6379,
+        ToPort: 6379,
+        IpProtocol: 'tcp',
+      }),
     ]);
   });
 
@@ -216,8 +248,11 @@ describe('query API', () => {
 });
 
 describe('least privilege', () => {
-  it('grants rds-db:connect on exactly one proxy user', () => {
-    const connect = allStatements().filter((s) => asArray(s.Action).includes('rds-db:connect'));
+  it('grants the query function rds-db:connect on exactly one proxy user', () => {
+    const roleId = queryFunction().Role['Fn::GetAtt'][0];
+    const connect = allStatements(roleId).filter((s) =>
+      asArray(s.Action).includes('rds-db:connect'),
+    );
     expect(connect).toEqual([
       {
         Action: 'rds-db:connect',
