@@ -12,6 +12,7 @@ import { httpErrors, jsonResponse, readJsonBody, requireMethod } from '#shared/h
 import {
   createQueryCacheDeps,
   createQueryRequestParser,
+  createQueryShards,
   queryPolicyFromConfig,
   runQuery,
 } from '#shared/query';
@@ -27,7 +28,8 @@ const metrics = new Metrics({
 const policy = queryPolicyFromConfig(config);
 const parseRequest = createQueryRequestParser(policy);
 await initSqlParser();
-const db = createDatabase(databaseOptionsFromConfig(config), logger);
+const dbOptions = databaseOptionsFromConfig(config);
+const db = createDatabase(dbOptions, logger);
 const redis =
   config.CACHE_ENABLED && config.REDIS_URL
     ? new Redis(config.REDIS_URL, redisOptionsFromConfig(config))
@@ -40,6 +42,9 @@ const deps = {
   policy,
   metrics,
   cache: createQueryCacheDeps(config, { db, redis, metrics, logger }),
+  shards: createQueryShards(config, (url) =>
+    createDatabase({ ...dbOptions, connectionString: url }, logger),
+  ),
 };
 
 const baseHandler = async (event: APIGatewayProxyEvent, context: Context) => {
@@ -58,5 +63,5 @@ export const handler = middy(baseHandler)
 /** Closes the pool; local mode calls it on Ctrl-C. Lambda never needs it. */
 export const shutdown = async (): Promise<void> => {
   redis?.disconnect();
-  await db.end();
+  await Promise.all([db, ...(deps.shards?.databases.values() ?? [])].map((d) => d.end()));
 };

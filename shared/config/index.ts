@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '#shared/errors';
+import { parseShardMap } from '#shared/sharding';
 
 /**
  * The one configuration schema (STYLE.md rule 6). Every default lives here; nothing else
@@ -78,6 +79,14 @@ export const ConfigSchema = z
     /** How often the freshness sweeper compares pg_stat_user_tables write counters. */
     CACHE_SWEEP_INTERVAL_MS: positiveInt().default(5_000),
 
+    /**
+     * Shard map (JSON, see shared/sharding: `{ "version", "shards": [{ "name" }], "slots"? }`).
+     * With it, a request's `shardKey` routes the statement to one shard.
+     */
+    SHARD_MAP: z.string().min(1).optional(),
+    /** Connection string per shard (JSON object: shard name → postgres:// URL). */
+    SHARD_URLS: z.string().min(1).optional(),
+
     /** Entries kept in the per-process parse cache (shared/sql). */
     SQL_PARSE_CACHE_ENTRIES: positiveInt().default(2_000),
 
@@ -93,6 +102,7 @@ export const ConfigSchema = z
     AWS_REGION: z.string().min(1).optional(),
   })
   .superRefine((c, ctx) => {
+    checkShards(c.SHARD_MAP, c.SHARD_URLS, ctx);
     if (!c.DATABASE_URL && !c.DB_HOST) {
       ctx.addIssue({
         code: 'custom',
@@ -138,6 +148,54 @@ export const ConfigSchema = z
   });
 
 export type Config = Readonly<z.output<typeof ConfigSchema>>;
+
+const ShardUrlsSchema = z.record(z.string(), z.url({ protocol: /^postgres(ql)?$/ }));
+
+/** Parses SHARD_URLS (already validated by the schema when set). */
+export const shardUrlsOf = (config: Config): Readonly<Record<string, string>> =>
+  config.SHARD_URLS ? ShardUrlsSchema.parse(JSON.parse(config.SHARD_URLS)) : {};
+
+/** SHARD_MAP and SHARD_URLS come together, parse, and name a URL for every shard. */
+function checkShards(
+  map: string | undefined,
+  urls: string | undefined,
+  ctx: z.RefinementCtx,
+): void {
+  if (!map && !urls) return;
+  if (!map || !urls) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [map ? 'SHARD_URLS' : 'SHARD_MAP'],
+      message: 'SHARD_MAP and SHARD_URLS must be set together',
+    });
+    return;
+  }
+  let names: string[] = [];
+  try {
+    names = parseShardMap(map).shards.map((s) => s.name);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', path: ['SHARD_MAP'], message: (err as Error).message });
+  }
+  let parsed: Record<string, string> | undefined;
+  try {
+    parsed = ShardUrlsSchema.parse(JSON.parse(urls));
+  } catch {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['SHARD_URLS'],
+      message: 'must be a JSON object mapping each shard name to a postgres:// URL',
+    });
+    return;
+  }
+  const missing = names.filter((name) => !parsed?.[name]);
+  if (missing.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['SHARD_URLS'],
+      message: `has no URL for shard(s) ${missing.join(', ')}`,
+    });
+  }
+}
 
 /**
  * Parses the environment once into a frozen, typed object. Empty strings count as unset.

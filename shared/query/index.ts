@@ -6,10 +6,11 @@ import {
   createResultCache,
   type ResultCache,
 } from '#shared/cache';
-import type { Config } from '#shared/config';
+import { type Config, shardUrlsOf } from '#shared/config';
 import { BUILTIN_TYPE_NAMES, type Database, executeStatement, type ResultField } from '#shared/db';
 import { QueryTimeoutError, ResultTooLargeError, ValidationError } from '#shared/errors';
 import { type MetricsSink, MetricUnit } from '#shared/metrics';
+import { createShardRouter, parseShardMap, type ShardRouter } from '#shared/sharding';
 import { assertSingleStatement, type SqlAnalysis, type SqlAnalyzer } from '#shared/sql';
 import { createRelationKinds, type RelationKinds } from './relations.ts';
 
@@ -55,13 +56,36 @@ export interface QueryCacheDeps {
   maxTtlMs: number;
 }
 
+/** Shard routing: the router built once from SHARD_MAP, and one lazy pool per shard. */
+export interface QueryShards {
+  router: ShardRouter;
+  databases: ReadonlyMap<string, Database>;
+}
+
 export interface QueryDeps {
+  /** The primary: statements without a `shardKey`. */
   db: Database;
   sql: SqlAnalyzer;
   policy: QueryPolicy;
   metrics: MetricsSink;
   cache?: QueryCacheDeps;
+  shards?: QueryShards;
 }
+
+/**
+ * Builds the shard targets from SHARD_MAP and SHARD_URLS (validated by loadConfig), or
+ * undefined when sharding is not configured. `createDb` makes one (lazy) pool per shard URL.
+ */
+export const createQueryShards = (
+  config: Config,
+  createDb: (connectionString: string) => Database,
+): QueryShards | undefined => {
+  if (!config.SHARD_MAP) return undefined;
+  const router = createShardRouter(parseShardMap(config.SHARD_MAP));
+  const urls = shardUrlsOf(config);
+  const databases = new Map(router.shards.map((shard) => [shard, createDb(urls[shard] as string)]));
+  return { router, databases };
+};
 
 /** A bound value: JSON scalars, arrays (sent as PostgreSQL arrays) and objects (sent as JSON). */
 const ParamSchema = z.union([
@@ -98,6 +122,11 @@ const buildRequestSchema = (policy: QueryPolicy) =>
       .positive('must be positive')
       .max(policy.maxRows, `must be at most ${policy.maxRows}`)
       .optional(),
+    shardKey: z
+      .union([z.string().min(1), z.number().finite()], {
+        error: 'must be a non-empty string or a finite number',
+      })
+      .optional(),
     cacheTtlMs: z
       .number({ error: 'must be a number of milliseconds' })
       .int('must be an integer')
@@ -113,6 +142,8 @@ export type QueryRequest = {
   maxRows?: number;
   /** L2 lifetime for this result; 0 skips the cache. Default CACHE_DEFAULT_TTL_MS. */
   cacheTtlMs?: number;
+  /** Routes the statement to the shard that owns this key (needs SHARD_MAP). */
+  shardKey?: string | number;
 };
 
 export interface QueryResponse {
@@ -123,6 +154,8 @@ export interface QueryResponse {
   /** Where the result came from; `bypass` comes with `cacheReason`. */
   cache: 'l1' | 'l2' | 'miss' | 'bypass';
   cacheReason?: string;
+  /** The shard that ran the statement, when the request had a `shardKey`. */
+  shard?: string;
 }
 
 /** Builds the request validator once; the schema depends only on the policy. */
@@ -240,6 +273,22 @@ export const createQueryCacheDeps = (
       }
     : undefined;
 
+/** The database a statement runs on: the primary (no name), or the shard owning its key. */
+const resolveTarget = (
+  shardKey: string | number | undefined,
+  deps: QueryDeps,
+): { db: Database; name?: string } => {
+  if (shardKey === undefined) return { db: deps.db };
+  if (!deps.shards) {
+    throw new ValidationError(
+      'SHARDING_NOT_CONFIGURED',
+      'shardKey was sent but this API has no shard map; set SHARD_MAP and SHARD_URLS or drop shardKey',
+    );
+  }
+  const { shard } = deps.shards.router.route(shardKey);
+  return { db: deps.shards.databases.get(shard) as Database, name: shard };
+};
+
 /** What the cache decided, before the response is assembled. */
 interface CacheDecision {
   level: QueryResponse['cache'];
@@ -268,9 +317,10 @@ export const runQuery = async (
   const maxRows = request.maxRows ?? policy.defaultMaxRows;
   const timeoutMs = fitTimeout(request.timeoutMs ?? policy.defaultTimeoutMs, options.remainingMs);
 
+  const target = resolveTarget(request.shardKey, deps);
   const startedAt = performance.now();
   const load = async (): Promise<string> => {
-    const result = await executeStatement(deps.db, {
+    const result = await executeStatement(target.db, {
       sql: request.sql,
       params,
       readOnly,
@@ -295,7 +345,7 @@ export const runQuery = async (
   } else if (!readOnly) {
     payload = await load();
     // After the commit: every instance's next read of these tables misses in L2.
-    await cache.cache.bumpTables(cache.target, analysis.tablesWritten);
+    await cache.cache.bumpTables(target.name ?? cache.target, analysis.tablesWritten);
     decision = bypass('write');
   } else if (!analysis.cacheable) {
     payload = await load();
@@ -311,7 +361,7 @@ export const runQuery = async (
       {
         sql: request.sql,
         params,
-        target: cache.target,
+        target: target.name ?? cache.target,
         role: cache.role,
         tablesRead: analysis.tablesRead,
         ttlMs: request.cacheTtlMs ?? cache.defaultTtlMs,
@@ -325,11 +375,10 @@ export const runQuery = async (
   const durationMs = Math.round((performance.now() - startedAt) * 100) / 100;
   deps.metrics.addMetric('QueryDuration', MetricUnit.Milliseconds, durationMs);
   deps.metrics.addMetric('ResponseBytes', MetricUnit.Bytes, payload.length);
-  const tail =
-    decision.reason === undefined
-      ? `,"durationMs":${durationMs},"cache":"${decision.level}"}`
-      : `,"durationMs":${durationMs},"cache":"${decision.level}","cacheReason":${JSON.stringify(decision.reason)}}`;
-  return payload.slice(0, -1) + tail;
+  const shardPart = target.name === undefined ? '' : `,"shard":${JSON.stringify(target.name)}`;
+  const reasonPart =
+    decision.reason === undefined ? '' : `,"cacheReason":${JSON.stringify(decision.reason)}`;
+  return `${payload.slice(0, -1)},"durationMs":${durationMs},"cache":"${decision.level}"${reasonPart}${shardPart}}`;
 };
 
 const assertWithinBytes = (body: string, maxBytes: number): void => {

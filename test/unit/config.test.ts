@@ -66,6 +66,16 @@ describe('loadConfig', () => {
     [{ DB_HOST: 'h', QUERY_TIMEOUT_MS: '60000' }, 'QUERY_TIMEOUT_MS'],
     [{ DB_HOST: 'h', QUERY_DEFAULT_MAX_ROWS: '20000' }, 'QUERY_DEFAULT_MAX_ROWS'],
     [{ DATABASE_URL: 'mysql://x@y/z' }, 'DATABASE_URL'],
+    [{ DB_HOST: 'h', SHARD_MAP: '{"version":1,"shards":[{"name":"a"}]}' }, 'SHARD_URLS'],
+    [{ DB_HOST: 'h', SHARD_MAP: '{"version":1,"shards":[]}', SHARD_URLS: '{}' }, 'SHARD_MAP'],
+    [
+      {
+        DB_HOST: 'h',
+        SHARD_MAP: '{"version":1,"shards":[{"name":"a"},{"name":"b"}]}',
+        SHARD_URLS: '{"a":"postgres://h/a"}',
+      },
+      'no URL for shard(s) b',
+    ],
   ])('rejects the cross-field rule in %j naming %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(variable);
   });

@@ -1,0 +1,124 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createShardRouter } from '#shared/sharding';
+import { TEST_DATABASE_URL } from '../support/env.ts';
+import { invoke, type LoadedHandler, loadHandler } from '../support/lambda.ts';
+
+const QUERY = new URL('../../../functions/query/handler.ts', import.meta.url).href;
+const SHARDS = ['s0', 's1', 's2'];
+const SHARD_MAP = { version: 1, shards: SHARDS.map((name) => ({ name })) };
+const shardUrl = (name: string) => {
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/dbopt_shard_it_${name}`;
+  return url.toString();
+};
+const KEYS = Array.from({ length: 30 }, (_, i) => `user:${i}`);
+
+describe('query API shard routing with three real PostgreSQL databases', () => {
+  const router = createShardRouter(SHARD_MAP);
+  let api: LoadedHandler;
+  let admin: pg.Client;
+
+  beforeAll(async () => {
+    admin = new pg.Client(TEST_DATABASE_URL);
+    await admin.connect();
+    for (const name of SHARDS) {
+      const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+        `dbopt_shard_it_${name}`,
+      ]);
+      if (exists.rowCount === 0) await admin.query(`CREATE DATABASE dbopt_shard_it_${name}`);
+      const shard = new pg.Client(shardUrl(name));
+      await shard.connect();
+      await shard.query(
+        'DROP TABLE IF EXISTS accounts; CREATE TABLE accounts (id text PRIMARY KEY, home text NOT NULL, balance int NOT NULL DEFAULT 0)',
+      );
+      const mine = KEYS.filter((key) => router.route(key).shard === name);
+      for (const key of mine) {
+        await shard.query('INSERT INTO accounts (id, home) VALUES ($1, $2)', [key, name]);
+      }
+      await shard.end();
+    }
+    await admin.query(
+      'DROP TABLE IF EXISTS accounts; CREATE TABLE accounts (id text PRIMARY KEY, home text NOT NULL, balance int NOT NULL DEFAULT 0)',
+    );
+    api = await loadHandler(QUERY, {
+      DATABASE_URL: TEST_DATABASE_URL,
+      DB_SSL_MODE: 'disable',
+      QUERY_ALLOW_WRITES: 'true',
+      SHARD_MAP: JSON.stringify(SHARD_MAP),
+      SHARD_URLS: JSON.stringify(Object.fromEntries(SHARDS.map((n) => [n, shardUrl(n)]))),
+    });
+  });
+
+  afterAll(async () => {
+    await api.shutdown();
+    await admin.query('DROP TABLE IF EXISTS accounts');
+    await admin.end();
+  });
+
+  it('spreads the test keys over every shard', () => {
+    expect(new Set(KEYS.map((k) => router.route(k).shard))).toEqual(new Set(SHARDS));
+  });
+
+  it.each(KEYS)('routes %s to the shard that holds its row', async (key) => {
+    // Act
+    const response = await invoke(api.handler, {
+      sql: 'SELECT id, home FROM accounts WHERE id = $1',
+      params: [key],
+      shardKey: key,
+    });
+    // Assess
+    const expected = router.route(key).shard;
+    expect(response.status, response.raw).toBe(200);
+    expect(response.body.rows).toEqual([{ id: key, home: expected }]);
+    expect(response.body.shard).toBe(expected);
+  });
+
+  it('sends a statement without shardKey to the primary', async () => {
+    const response = await invoke(api.handler, { sql: 'SELECT count(*)::int AS n FROM accounts' });
+    expect(response.body.rows).toEqual([{ n: 0 }]);
+    expect(response.body.shard).toBeUndefined();
+  });
+
+  it('writes on the owning shard, and the cached read of that shard sees the write', async () => {
+    // Prepare
+    const key = 'user:7';
+    const read = () =>
+      invoke(api.handler, {
+        sql: 'SELECT balance FROM accounts WHERE id = $1',
+        params: [key],
+        shardKey: key,
+      });
+    expect((await read()).body.rows).toEqual([{ balance: 0 }]);
+    expect((await read()).body.cache).toBe('l1');
+    // Act
+    const write = await invoke(api.handler, {
+      sql: 'UPDATE accounts SET balance = balance + 5 WHERE id = $1',
+      params: [key],
+      shardKey: key,
+    });
+    const after = await read();
+    // Assess
+    expect(write.body).toMatchObject({ rowCount: 1, shard: router.route(key).shard });
+    expect(after.body.rows).toEqual([{ balance: 5 }]);
+  });
+
+  it('rejects a shardKey of the wrong type, naming the field', async () => {
+    const response = await invoke(api.handler, { sql: 'SELECT 1', shardKey: { id: 1 } });
+    expect(response.status).toBe(400);
+    expect((response.body.error as { message: string }).message).toContain('shardKey');
+  });
+});
+
+describe('shardKey without a shard map', () => {
+  it('answers 400 SHARDING_NOT_CONFIGURED', async () => {
+    const api = await loadHandler(QUERY, {
+      DATABASE_URL: TEST_DATABASE_URL,
+      DB_SSL_MODE: 'disable',
+    });
+    const response = await invoke(api.handler, { sql: 'SELECT 1', shardKey: 'user:1' });
+    await api.shutdown();
+    expect(response.status).toBe(400);
+    expect((response.body.error as { code: string }).code).toBe('SHARDING_NOT_CONFIGURED');
+  });
+});
