@@ -10,6 +10,7 @@ import { type Config, shardUrlsOf } from '#shared/config';
 import { BUILTIN_TYPE_NAMES, type Database, executeStatement, type ResultField } from '#shared/db';
 import { QueryTimeoutError, ResultTooLargeError, ValidationError } from '#shared/errors';
 import { type MetricsSink, MetricUnit } from '#shared/metrics';
+import { scatterGather } from '#shared/scatter';
 import { createShardRouter, parseShardMap, type ShardRouter } from '#shared/sharding';
 import { assertSingleStatement, type SqlAnalysis, type SqlAnalyzer } from '#shared/sql';
 import { createRelationKinds, type RelationKinds } from './relations.ts';
@@ -127,6 +128,8 @@ const buildRequestSchema = (policy: QueryPolicy) =>
         error: 'must be a non-empty string or a finite number',
       })
       .optional(),
+    scatter: z.boolean({ error: 'must be true or false' }).optional(),
+    failurePolicy: z.enum(['fail', 'partial'], { error: 'must be "fail" or "partial"' }).optional(),
     cacheTtlMs: z
       .number({ error: 'must be a number of milliseconds' })
       .int('must be an integer')
@@ -144,6 +147,10 @@ export type QueryRequest = {
   cacheTtlMs?: number;
   /** Routes the statement to the shard that owns this key (needs SHARD_MAP). */
   shardKey?: string | number;
+  /** Runs the SELECT on every shard in parallel and merges the results. */
+  scatter?: boolean;
+  /** With `scatter`: `fail` (503 naming the failed shards, default) or `partial`. */
+  failurePolicy?: 'fail' | 'partial';
 };
 
 export interface QueryResponse {
@@ -156,6 +163,8 @@ export interface QueryResponse {
   cacheReason?: string;
   /** The shard that ran the statement, when the request had a `shardKey`. */
   shard?: string;
+  /** With `scatter` and `failurePolicy: "partial"`: shards that did not answer. */
+  missingShards?: string[];
 }
 
 /** Builds the request validator once; the schema depends only on the policy. */
@@ -273,6 +282,59 @@ export const createQueryCacheDeps = (
       }
     : undefined;
 
+/**
+ * Scatter-gather: the SELECT runs on every shard in parallel within the request's time limit
+ * and the results merge as the parse tree allows (shared/scatter); shapes that cannot merge
+ * correctly are refused with SCATTER_UNSUPPORTED. Not cached (bypass reason `scatter`).
+ */
+const runScatter = async (
+  request: QueryRequest,
+  deps: QueryDeps,
+  limits: { readOnly: boolean; maxRows: number; timeoutMs: number },
+): Promise<string> => {
+  if (request.shardKey !== undefined) {
+    throw new ValidationError(
+      'INVALID_REQUEST',
+      'shardKey and scatter exclude each other: route to one shard, or fan out to all',
+      { details: { fields: ['shardKey', 'scatter'] } },
+    );
+  }
+  if (!deps.shards) {
+    throw new ValidationError(
+      'SHARDING_NOT_CONFIGURED',
+      'scatter needs a shard map; set SHARD_MAP and SHARD_URLS',
+    );
+  }
+  if (!limits.readOnly) {
+    throw new ValidationError(
+      'SCATTER_UNSUPPORTED',
+      'scatter runs read-only SELECT statements only',
+    );
+  }
+  const startedAt = performance.now();
+  const result = await scatterGather({
+    shards: [...deps.shards.databases].map(([name, db]) => ({ name, db })),
+    sql: request.sql,
+    params: request.params ?? [],
+    deadlineMs: limits.timeoutMs,
+    maxRows: limits.maxRows,
+    failurePolicy: request.failurePolicy ?? 'fail',
+  });
+  const durationMs = Math.round((performance.now() - startedAt) * 100) / 100;
+  deps.metrics.addMetric('ScatterDuration', MetricUnit.Milliseconds, durationMs);
+  const body = JSON.stringify({
+    rows: result.rows,
+    rowCount: result.rows.length,
+    fields: result.fields.map((f) => ({ name: f.name, dataType: typeNameOf(f) })),
+    durationMs,
+    cache: 'bypass',
+    cacheReason: 'scatter',
+    ...(result.missingShards.length > 0 ? { missingShards: result.missingShards } : {}),
+  } satisfies QueryResponse);
+  assertWithinBytes(body, deps.policy.maxResponseBytes);
+  return body;
+};
+
 /** The database a statement runs on: the primary (no name), or the shard owning its key. */
 const resolveTarget = (
   shardKey: string | number | undefined,
@@ -317,6 +379,7 @@ export const runQuery = async (
   const maxRows = request.maxRows ?? policy.defaultMaxRows;
   const timeoutMs = fitTimeout(request.timeoutMs ?? policy.defaultTimeoutMs, options.remainingMs);
 
+  if (request.scatter) return runScatter(request, deps, { readOnly, maxRows, timeoutMs });
   const target = resolveTarget(request.shardKey, deps);
   const startedAt = performance.now();
   const load = async (): Promise<string> => {

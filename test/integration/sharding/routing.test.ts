@@ -103,6 +103,79 @@ describe('query API shard routing with three real PostgreSQL databases', () => {
     expect(after.body.rows).toEqual([{ balance: 5 }]);
   });
 
+  it('scatters a SELECT over every shard and merges ORDER BY … LIMIT and aggregates', async () => {
+    // Act
+    const top = await invoke(api.handler, {
+      sql: 'SELECT id, home FROM accounts ORDER BY id LIMIT 5 OFFSET 1',
+      scatter: true,
+    });
+    const totals = await invoke(api.handler, {
+      sql: 'SELECT home, count(*) AS n, min(id) AS first FROM accounts GROUP BY home ORDER BY home',
+      scatter: true,
+    });
+    // Assess: the same answers one database holding every row would give.
+    const sorted = [...KEYS].sort();
+    expect(top.status, top.raw).toBe(200);
+    expect(top.body.rows).toEqual(
+      sorted.slice(1, 6).map((id) => ({ id, home: router.route(id).shard })),
+    );
+    expect(top.body).toMatchObject({ cache: 'bypass', cacheReason: 'scatter', rowCount: 5 });
+    expect(totals.body.rows).toEqual(
+      SHARDS.map((home) => {
+        const mine = sorted.filter((k) => router.route(k).shard === home);
+        return { home, n: String(mine.length), first: mine[0] };
+      }),
+    );
+  });
+
+  it('refuses a shape it cannot merge correctly with 400 SCATTER_UNSUPPORTED', async () => {
+    const response = await invoke(api.handler, {
+      sql: 'SELECT count(DISTINCT home) FROM accounts',
+      scatter: true,
+    });
+    expect(response.status).toBe(400);
+    expect((response.body.error as { code: string }).code).toBe('SCATTER_UNSUPPORTED');
+  });
+
+  it.each([
+    ['fail', 503],
+    ['partial', 200],
+  ] as const)('with one shard down and failurePolicy %s answers %i', async (policy, status) => {
+    // Prepare: s2 points at a port nothing listens on.
+    const degraded = await loadHandler(QUERY, {
+      DATABASE_URL: TEST_DATABASE_URL,
+      DB_SSL_MODE: 'disable',
+      DB_CONNECT_TIMEOUT_MS: '500',
+      SHARD_MAP: JSON.stringify(SHARD_MAP),
+      SHARD_URLS: JSON.stringify({
+        s0: shardUrl('s0'),
+        s1: shardUrl('s1'),
+        s2: 'postgres://postgres@127.0.0.1:1/none',
+      }),
+    });
+    // Act
+    const response = await invoke(degraded.handler, {
+      sql: 'SELECT count(*) AS n FROM accounts',
+      scatter: true,
+      failurePolicy: policy,
+    });
+    await degraded.shutdown();
+    // Assess
+    expect(response.status, response.raw).toBe(status);
+    if (policy === 'fail') {
+      expect(response.body.error).toMatchObject({
+        code: 'SHARDS_UNAVAILABLE',
+        failedShards: ['s2'],
+      });
+    } else {
+      const expected = KEYS.filter((k) => router.route(k).shard !== 's2').length;
+      expect(response.body).toMatchObject({
+        rows: [{ n: String(expected) }],
+        missingShards: ['s2'],
+      });
+    }
+  });
+
   it('rejects a shardKey of the wrong type, naming the field', async () => {
     const response = await invoke(api.handler, { sql: 'SELECT 1', shardKey: { id: 1 } });
     expect(response.status).toBe(400);
