@@ -71,6 +71,12 @@ export const loadQueryHandlers = async (): Promise<LocalHandlers> => {
         handler: mod.handler as LocalRouteHandler,
         functionName: 'dbopt-query-local',
       },
+      {
+        method: 'GET',
+        path: '/health',
+        handler: mod.handler as LocalRouteHandler,
+        functionName: 'dbopt-query-local',
+      },
     ],
     shutdown: mod.shutdown,
   };

@@ -10,12 +10,15 @@ import { loadConfig } from '#shared/config';
 import { createDatabase, databaseOptionsFromConfig } from '#shared/db';
 import { httpErrors, jsonResponse, readJsonBody, requireMethod } from '#shared/http';
 import {
+  checkHealth,
   createQueryCacheDeps,
   createQueryRequestParser,
   createQueryShards,
   queryPolicyFromConfig,
   runQuery,
+  targetGuardOptionsFromConfig,
 } from '#shared/query';
+import { createTargetGuard } from '#shared/resilience';
 import { createSqlAnalyzer, initSqlParser } from '#shared/sql';
 
 // Once per cold start: config, clients (the pool connects lazily), the parser's WASM module.
@@ -36,25 +39,35 @@ const redis =
     : undefined;
 // Without a listener ioredis prints connection errors itself; the cache already degrades.
 redis?.on('error', (err: Error) => logger.warn('redis connection error', { reason: err.message }));
+const guardOf = (target: string) =>
+  createTargetGuard(target, targetGuardOptionsFromConfig(config), { metrics, logger });
 const deps = {
   db,
+  guard: guardOf('primary'),
   sql: createSqlAnalyzer({ cacheEntries: config.SQL_PARSE_CACHE_ENTRIES }),
   policy,
   metrics,
   cache: createQueryCacheDeps(config, { db, redis, metrics, logger }),
-  shards: createQueryShards(config, (url) =>
-    createDatabase({ ...dbOptions, connectionString: url }, logger),
+  shards: createQueryShards(
+    config,
+    (url) => createDatabase({ ...dbOptions, connectionString: url }, logger),
+    guardOf,
   ),
 };
 
 const baseHandler = async (event: APIGatewayProxyEvent, context: Context) => {
+  if (event.path.endsWith('/health')) {
+    requireMethod(event, 'GET');
+    const health = await checkHealth(deps);
+    return jsonResponse(health.status === 'ok' ? 200 : 503, JSON.stringify(health));
+  }
   requireMethod(event, 'POST');
   const request = parseRequest(readJsonBody(event));
   const remainingMs = context.getRemainingTimeInMillis();
   return jsonResponse(200, await runQuery(request, deps, { remainingMs }));
 };
 
-/** POST /query (API Gateway REST proxy integration). */
+/** POST /query and GET /health (API Gateway REST proxy integration). */
 export const handler = middy(baseHandler)
   .use(injectLambdaContext(logger))
   .use(logMetrics(metrics))

@@ -33,6 +33,14 @@ export const ConfigSchema = z
     DB_CONNECT_TIMEOUT_MS: positiveInt().default(5_000),
     DB_IDLE_TIMEOUT_MS: positiveInt().default(60_000),
 
+    /** Per database target: consecutive unavailable errors that open its circuit breaker. */
+    DB_BREAKER_FAILURES: positiveInt().default(5),
+    /** How long an open breaker fails fast before letting one trial call through. */
+    DB_BREAKER_HALF_OPEN_MS: positiveInt().default(10_000),
+    /** Extra attempts for transient failures of read-only statements (reset, failover, 40001). */
+    DB_RETRIES: z.coerce.number().int().min(0).max(5).default(2),
+    DB_RETRY_BASE_MS: positiveInt().default(25),
+
     /** Default per-request time limit, enforced on the client (`query_timeout`). */
     QUERY_TIMEOUT_MS: positiveInt().default(5_000),
     /** Largest `timeoutMs` a caller may ask for. */

@@ -8,8 +8,14 @@ import {
 } from '#shared/cache';
 import { type Config, shardUrlsOf } from '#shared/config';
 import { BUILTIN_TYPE_NAMES, type Database, executeStatement, type ResultField } from '#shared/db';
-import { QueryTimeoutError, ResultTooLargeError, ValidationError } from '#shared/errors';
+import {
+  isAppError,
+  QueryTimeoutError,
+  ResultTooLargeError,
+  ValidationError,
+} from '#shared/errors';
 import { type MetricsSink, MetricUnit } from '#shared/metrics';
+import type { TargetGuard, TargetGuardOptions } from '#shared/resilience';
 import { scatterGather } from '#shared/scatter';
 import { createShardRouter, parseShardMap, type ShardRouter } from '#shared/sharding';
 import { assertSingleStatement, type SqlAnalysis, type SqlAnalyzer } from '#shared/sql';
@@ -55,17 +61,23 @@ export interface QueryCacheDeps {
   role: string;
   defaultTtlMs: number;
   maxTtlMs: number;
+  /** Whether an L2 Redis is configured (health reports its breaker). */
+  hasRedis: boolean;
 }
 
 /** Shard routing: the router built once from SHARD_MAP, and one lazy pool per shard. */
 export interface QueryShards {
   router: ShardRouter;
   databases: ReadonlyMap<string, Database>;
+  /** One circuit breaker (and retry policy) per shard. */
+  guards: ReadonlyMap<string, TargetGuard>;
 }
 
 export interface QueryDeps {
   /** The primary: statements without a `shardKey`. */
   db: Database;
+  /** The primary's circuit breaker and retry policy. */
+  guard?: TargetGuard;
   sql: SqlAnalyzer;
   policy: QueryPolicy;
   metrics: MetricsSink;
@@ -80,13 +92,23 @@ export interface QueryDeps {
 export const createQueryShards = (
   config: Config,
   createDb: (connectionString: string) => Database,
+  createGuard: (target: string) => TargetGuard,
 ): QueryShards | undefined => {
   if (!config.SHARD_MAP) return undefined;
   const router = createShardRouter(parseShardMap(config.SHARD_MAP));
   const urls = shardUrlsOf(config);
   const databases = new Map(router.shards.map((shard) => [shard, createDb(urls[shard] as string)]));
-  return { router, databases };
+  const guards = new Map(router.shards.map((shard) => [shard, createGuard(shard)]));
+  return { router, databases, guards };
 };
+
+/** Breaker and retry settings of every database target, from {@link Config}. */
+export const targetGuardOptionsFromConfig = (config: Config): TargetGuardOptions => ({
+  consecutiveFailures: config.DB_BREAKER_FAILURES,
+  halfOpenAfterMs: config.DB_BREAKER_HALF_OPEN_MS,
+  retries: config.DB_RETRIES,
+  retryBaseDelayMs: config.DB_RETRY_BASE_MS,
+});
 
 /** A bound value: JSON scalars, arrays (sent as PostgreSQL arrays) and objects (sent as JSON). */
 const ParamSchema = z.union([
@@ -279,6 +301,7 @@ export const createQueryCacheDeps = (
         role: databaseRole(config),
         defaultTtlMs: config.CACHE_DEFAULT_TTL_MS,
         maxTtlMs: config.CACHE_MAX_TTL_MS,
+        hasRedis: clients.redis !== undefined,
       }
     : undefined;
 
@@ -313,7 +336,11 @@ const runScatter = async (
   }
   const startedAt = performance.now();
   const result = await scatterGather({
-    shards: [...deps.shards.databases].map(([name, db]) => ({ name, db })),
+    shards: [...deps.shards.databases].map(([name, db]) => ({
+      name,
+      db,
+      guard: deps.shards?.guards.get(name),
+    })),
     sql: request.sql,
     params: request.params ?? [],
     deadlineMs: limits.timeoutMs,
@@ -339,8 +366,8 @@ const runScatter = async (
 const resolveTarget = (
   shardKey: string | number | undefined,
   deps: QueryDeps,
-): { db: Database; name?: string } => {
-  if (shardKey === undefined) return { db: deps.db };
+): { db: Database; name?: string; guard?: TargetGuard } => {
+  if (shardKey === undefined) return { db: deps.db, guard: deps.guard };
   if (!deps.shards) {
     throw new ValidationError(
       'SHARDING_NOT_CONFIGURED',
@@ -348,7 +375,11 @@ const resolveTarget = (
     );
   }
   const { shard } = deps.shards.router.route(shardKey);
-  return { db: deps.shards.databases.get(shard) as Database, name: shard };
+  return {
+    db: deps.shards.databases.get(shard) as Database,
+    name: shard,
+    guard: deps.shards.guards.get(shard),
+  };
 };
 
 /** What the cache decided, before the response is assembled. */
@@ -383,13 +414,9 @@ export const runQuery = async (
   const target = resolveTarget(request.shardKey, deps);
   const startedAt = performance.now();
   const load = async (): Promise<string> => {
-    const result = await executeStatement(target.db, {
-      sql: request.sql,
-      params,
-      readOnly,
-      timeoutMs,
-      maxRows,
-    });
+    const execute = () =>
+      executeStatement(target.db, { sql: request.sql, params, readOnly, timeoutMs, maxRows });
+    const result = target.guard ? await target.guard.run(execute, { readOnly }) : await execute();
     const payload = JSON.stringify({
       rows: result.rows,
       rowCount: result.rowCount,
@@ -453,4 +480,70 @@ const assertWithinBytes = (body: string, maxBytes: number): void => {
       { details: { maxResponseBytes: maxBytes } },
     );
   }
+};
+
+/** One target in the health report. */
+export interface TargetHealth {
+  name: string;
+  kind: 'postgres' | 'redis';
+  breaker: string;
+  reachable?: boolean;
+  latencyMs?: number;
+  error?: string;
+}
+
+const PROBE_TIMEOUT_MS = 1_000;
+
+/**
+ * `GET /health`: each database target's breaker state plus a `SELECT 1` probe (skipped while
+ * its breaker is open: the breaker already knows), and the Redis breaker's state. `ok` only
+ * when every database answers and no breaker is open.
+ */
+export const checkHealth = async (
+  deps: QueryDeps,
+): Promise<{ status: 'ok' | 'degraded'; targets: TargetHealth[] }> => {
+  const probe = async (name: string, db: Database, guard?: TargetGuard): Promise<TargetHealth> => {
+    const breaker = guard?.state() ?? 'closed';
+    if (breaker === 'open') return { name, kind: 'postgres', breaker, reachable: false };
+    const startedAt = performance.now();
+    const select = () =>
+      executeStatement(db, {
+        sql: 'SELECT /* dbopt */ 1',
+        params: [],
+        readOnly: true,
+        timeoutMs: PROBE_TIMEOUT_MS,
+        maxRows: 1,
+      });
+    try {
+      // No retries: a health probe reports what it sees.
+      await (guard ? guard.run(select, { readOnly: false }) : select());
+      const latencyMs = Math.round((performance.now() - startedAt) * 100) / 100;
+      return {
+        name,
+        kind: 'postgres',
+        breaker: guard?.state() ?? 'closed',
+        reachable: true,
+        latencyMs,
+      };
+    } catch (err) {
+      return {
+        name,
+        kind: 'postgres',
+        breaker: guard?.state() ?? 'closed',
+        reachable: false,
+        error: isAppError(err) ? err.code : 'UNKNOWN',
+      };
+    }
+  };
+  const targets = await Promise.all([
+    probe('primary', deps.db, deps.guard),
+    ...[...(deps.shards?.databases ?? [])].map(([name, db]) =>
+      probe(name, db, deps.shards?.guards.get(name)),
+    ),
+  ]);
+  if (deps.cache?.hasRedis) {
+    targets.push({ name: 'redis', kind: 'redis', breaker: deps.cache.cache.stats().breaker });
+  }
+  const healthy = targets.every((t) => t.reachable !== false && t.breaker !== 'open');
+  return { status: healthy ? 'ok' : 'degraded', targets };
 };

@@ -12,6 +12,8 @@ import { planScatter, type ScatterPlan } from './plan.ts';
 export interface ScatterShard {
   readonly name: string;
   readonly db: Database;
+  /** The shard's circuit breaker and retry policy, when the caller has one. */
+  readonly guard?: { run<T>(work: () => Promise<T>, options: { readOnly: boolean }): Promise<T> };
 }
 
 export interface ScatterRequest {
@@ -60,7 +62,7 @@ const runShard = async (shard: ScatterShard, request: ScatterRequest, sql: strin
     );
   });
   try {
-    return await Promise.race([
+    const execute = () =>
       executeStatement(
         shard.db,
         {
@@ -71,7 +73,9 @@ const runShard = async (shard: ScatterShard, request: ScatterRequest, sql: strin
           maxRows: request.maxRows,
         },
         graceMs,
-      ),
+      );
+    return await Promise.race([
+      shard.guard ? shard.guard.run(execute, { readOnly: true }) : execute(),
       deadline,
     ]);
   } finally {

@@ -159,8 +159,25 @@ describe('query API shard routing with three real PostgreSQL databases', () => {
       scatter: true,
       failurePolicy: policy,
     });
-    await degraded.shutdown();
+    const health = await invoke(degraded.handler, null, {
+      method: 'GET',
+      raw: true,
+      path: '/health',
+    });
     // Assess
+    expect(health.status).toBe(503);
+    expect(health.body).toMatchObject({ status: 'degraded' });
+    expect(
+      (health.body.targets as { name: string; reachable: boolean }[]).map((t) => [
+        t.name,
+        t.reachable,
+      ]),
+    ).toEqual([
+      ['primary', true],
+      ['s0', true],
+      ['s1', true],
+      ['s2', false],
+    ]);
     expect(response.status, response.raw).toBe(status);
     if (policy === 'fail') {
       expect(response.body.error).toMatchObject({
@@ -174,6 +191,20 @@ describe('query API shard routing with three real PostgreSQL databases', () => {
         missingShards: ['s2'],
       });
     }
+  });
+
+  it('reports every target healthy on GET /health', async () => {
+    const health = await invoke(api.handler, null, { method: 'GET', raw: true, path: '/health' });
+    expect(health.status).toBe(200);
+    expect(health.body.status).toBe('ok');
+    expect(
+      (health.body.targets as { name: string; breaker: string }[]).map((t) => [t.name, t.breaker]),
+    ).toEqual([
+      ['primary', 'closed'],
+      ['s0', 'closed'],
+      ['s1', 'closed'],
+      ['s2', 'closed'],
+    ]);
   });
 
   it('rejects a shardKey of the wrong type, naming the field', async () => {

@@ -87,6 +87,7 @@ export const invoke = async (
   body: unknown,
   options: {
     method?: string;
+    path?: string;
     raw?: boolean;
     headers?: Record<string, string>;
     remainingMs?: number;
