@@ -148,6 +148,14 @@ export class QueryApi extends Construct {
         },
       );
     this.queryUrl = this.api.urlForPath('/query');
+    // Per-target breaker state and probes; same function, IAM auth like /query.
+    this.api.root
+      .addResource('health')
+      .addMethod(
+        'GET',
+        new apigateway.LambdaIntegration(this.handler.fn, { allowTestInvoke: false }),
+        { authorizationType: apigateway.AuthorizationType.IAM, requestValidator: validator },
+      );
 
     Validations.of(this.api).acknowledge(
       {

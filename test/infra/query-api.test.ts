@@ -233,11 +233,19 @@ describe('query API', () => {
     });
   });
 
-  it('lets only the API stage invoke the function, on POST /query', () => {
+  it('lets only the API stage invoke the function, on POST /query and GET /health', () => {
     const permissions = Object.values(template.findResources('AWS::Lambda::Permission'));
-    expect(permissions).toHaveLength(1);
-    const sourceArn = JSON.stringify(permissions[0]?.Properties.SourceArn);
-    expect(sourceArn).toContain('/POST/query');
+    const sourceArns = permissions.map((p) => JSON.stringify(p.Properties.SourceArn)).sort();
+    expect(sourceArns).toHaveLength(2);
+    expect(sourceArns[0]).toContain('/GET/health');
+    expect(sourceArns[1]).toContain('/POST/query');
+  });
+
+  it('puts GET /health behind IAM auth too', () => {
+    template.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'GET',
+      AuthorizationType: 'AWS_IAM',
+    });
   });
 
   it('outputs the query URL', () => {
