@@ -5,6 +5,8 @@
  *   dbopt serve                    query API on :3000 (embedded PostgreSQL + demo unless DATABASE_URL)
  *   dbopt demo load [--scale 0.1]  create and fill the demo shop schema
  *   dbopt demo workload [--rounds 3]  replay the demo workload (feeds pg_stat_statements)
+ *   dbopt shard plan --add s3 [--map map.json] [--json]  which slots a shard change moves where
+ *   dbopt shard route KEY…         key → slot → shard under the current shard map
  *
  * Run with `npm start` / `npm run dbopt -- <command>` or `npx tsx local/cli.ts <command>`.
  */
@@ -18,6 +20,13 @@ import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgre
 import { LocalModeError } from './errors.ts';
 import { formatCount, formatSeconds, printDemoStep, redactUrl } from './format.ts';
 import { startLocalServe } from './serve.ts';
+import {
+  processShardIo,
+  runShardPlan,
+  runShardRoute,
+  type ShardPlanOptions,
+  type ShardRouteOptions,
+} from './shard-commands.ts';
 
 const print = (line = ''): void => console.log(line);
 
@@ -30,6 +39,9 @@ const parseInteger =
     }
     return n;
   };
+
+/** Repeatable option: `--add s3 --add s4` → ['s3', 's4']. */
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 const parseScale = (value: string): number => {
   const n = Number(value);
@@ -314,6 +326,33 @@ demo
       }
     },
   );
+
+const shard = program
+  .command('shard')
+  .description('shard map tools (map from --map FILE or SHARD_MAP)');
+
+shard
+  .command('plan')
+  .description(
+    'plan adding or removing shards: which slots move where, the fraction of keys moved, the next map (no data is touched)',
+  )
+  .option('--add <name>', 'add a shard (repeatable)', collect)
+  .option('--remove <name>', 'remove a shard (repeatable)', collect)
+  .option('--map <file>', 'shard map JSON file (default: the SHARD_MAP variable)')
+  .option('--json', 'print the plan as JSON, with `next` ready to store as SHARD_MAP')
+  .action((opts: ShardPlanOptions) => {
+    process.exitCode = runShardPlan(opts, processShardIo());
+  });
+
+shard
+  .command('route')
+  .description('show the slot and shard of each key')
+  .argument('<keys...>', 'shard keys (numbers route like their decimal text)')
+  .option('--map <file>', 'shard map JSON file (default: the SHARD_MAP variable)')
+  .option('--json', 'print the routes as JSON')
+  .action((keys: string[], opts: ShardRouteOptions) => {
+    process.exitCode = runShardRoute(keys, opts, processShardIo());
+  });
 
 try {
   await program.parseAsync();
