@@ -47,7 +47,7 @@ const deps = {
   sql: createSqlAnalyzer({ cacheEntries: config.SQL_PARSE_CACHE_ENTRIES }),
   policy,
   metrics,
-  cache: createQueryCacheDeps(config, { db, redis, metrics, logger }),
+  cache: createQueryCacheDeps(config, { redis, metrics, logger }),
   shards: createQueryShards(
     config,
     (url) => createDatabase({ ...dbOptions, connectionString: url }, logger),

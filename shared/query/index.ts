@@ -54,7 +54,8 @@ export const queryPolicyFromConfig = (config: Config): QueryPolicy =>
 /** The result cache and what its keys depend on; absent when the cache is off. */
 export interface QueryCacheDeps {
   cache: ResultCache;
-  relations: RelationKinds;
+  /** Which relation names are plain tables, per target database (memoised per target). */
+  relationsOf: (db: Database) => RelationKinds;
   /** Database target name in keys and version keys (shard name later). */
   target: string;
   /** Database role the statements run as (grants and row-level security change results). */
@@ -276,6 +277,19 @@ const fitTimeout = (timeoutMs: number, remainingMs: number | undefined): number 
 const typeNameOf = (field: ResultField): string =>
   BUILTIN_TYPE_NAMES.get(field.dataTypeId) ?? `oid:${field.dataTypeId}`;
 
+/** One instance per target database: a shard's catalog answers for that shard's tables. */
+const memoisePerTarget = <T>(make: (db: Database) => T): ((db: Database) => T) => {
+  const made = new WeakMap<Database, T>();
+  return (db) => {
+    let value = made.get(db);
+    if (value === undefined) {
+      value = make(db);
+      made.set(db, value);
+    }
+    return value;
+  };
+};
+
 /** The role statements run as: the user in DATABASE_URL, else DB_USER. */
 const databaseRole = (config: Config): string =>
   config.DATABASE_URL ? decodeURIComponent(new URL(config.DATABASE_URL).username) : config.DB_USER;
@@ -286,7 +300,7 @@ const databaseRole = (config: Config): string =>
  */
 export const createQueryCacheDeps = (
   config: Config,
-  clients: { db: Database; redis?: CacheRedisClient; metrics: MetricsSink; logger: CacheLogger },
+  clients: { redis?: CacheRedisClient; metrics: MetricsSink; logger: CacheLogger },
 ): QueryCacheDeps | undefined =>
   config.CACHE_ENABLED
     ? {
@@ -296,7 +310,7 @@ export const createQueryCacheDeps = (
           metrics: clients.metrics,
           logger: clients.logger,
         }),
-        relations: createRelationKinds(clients.db),
+        relationsOf: memoisePerTarget(createRelationKinds),
         target: config.CACHE_TARGET,
         role: databaseRole(config),
         defaultTtlMs: config.CACHE_DEFAULT_TTL_MS,
@@ -443,7 +457,9 @@ export const runQuery = async (
   } else if (request.cacheTtlMs === 0) {
     payload = await load();
     decision = bypass('request');
-  } else if (!(await cache.relations.allWatched(analysis.tablesRead.map(bareTableName)))) {
+  } else if (
+    !(await cache.relationsOf(target.db).allWatched(analysis.tablesRead.map(bareTableName)))
+  ) {
     payload = await load();
     decision = bypass('view-or-foreign-table');
   } else {

@@ -32,6 +32,10 @@ describe('query API shard routing with three real PostgreSQL databases', () => {
       await shard.query(
         'DROP TABLE IF EXISTS accounts; CREATE TABLE accounts (id text PRIMARY KEY, home text NOT NULL, balance int NOT NULL DEFAULT 0)',
       );
+      await shard.query(
+        'DROP TABLE IF EXISTS shard_only; CREATE TABLE shard_only (id text PRIMARY KEY)',
+      );
+      await shard.query('INSERT INTO shard_only VALUES ($1)', [name]);
       const mine = KEYS.filter((key) => router.route(key).shard === name);
       for (const key of mine) {
         await shard.query('INSERT INTO accounts (id, home) VALUES ($1, $2)', [key, name]);
@@ -205,6 +209,15 @@ describe('query API shard routing with three real PostgreSQL databases', () => {
       ['s1', 'closed'],
       ['s2', 'closed'],
     ]);
+  });
+
+  it('caches reads of a table that exists only on the shards (catalog checked per target)', async () => {
+    const read = () =>
+      invoke(api.handler, { sql: 'SELECT id FROM shard_only', shardKey: 'user:3' });
+    const first = await read();
+    const second = await read();
+    expect(first.body.rows).toEqual([{ id: router.route('user:3').shard }]);
+    expect([first.body.cache, second.body.cache]).toEqual(['miss', 'l1']);
   });
 
   it('rejects a shardKey of the wrong type, naming the field', async () => {
