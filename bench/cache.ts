@@ -31,9 +31,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { type Handler, lambdaContext, median, percentile, queryEvent } from './support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -81,14 +82,6 @@ const ZIPF_WRITE_SQL = 'UPDATE bench_cache.hot SET n = n + 1 WHERE id = $1';
 const TARGET = 'bench';
 /** Fresh per run: nothing else reads or writes these keys; the end of the run deletes them. */
 const prefix = `bench-cache-${randomUUID().slice(0, 8)}`;
-
-const percentile = (sorted: number[], p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-const median = (xs: number[]): number =>
-  percentile(
-    [...xs].sort((a, b) => a - b),
-    50,
-  );
 
 /** Deterministic PRNG (mulberry32): the Zipf mix is the same sequence on every run. */
 const mulberry32 = (state: number) => (): number => {
@@ -157,25 +150,6 @@ const setUp = async (): Promise<void> => {
   await admin.end();
 };
 
-const context = (): Context =>
-  ({
-    awsRequestId: randomUUID(),
-    functionName: 'dbopt-cache-bench',
-    getRemainingTimeInMillis: () => 30_000,
-  }) as Context;
-
-const event = (sql: string, params: unknown[]): APIGatewayProxyEvent =>
-  ({
-    httpMethod: 'POST',
-    path: '/query',
-    resource: '/query',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ sql, params, maxRows: 1000 }),
-    isBase64Encoded: false,
-    requestContext: { requestId: randomUUID(), stage: 'bench' },
-  }) as unknown as APIGatewayProxyEvent;
-
-type Handler = (e: APIGatewayProxyEvent, c: Context) => Promise<APIGatewayProxyResult>;
 type HandlerModule = { handler: Handler; shutdown: () => Promise<void> };
 
 /**
@@ -339,7 +313,10 @@ const main = async (): Promise<void> => {
       const before = new Set(await scanEntries(raw));
       const bodies: string[] = [];
       for (let i = 0; i < c.keys; i++) {
-        const r = await l2Handler.handler(event(c.sql, c.params(i)), context());
+        const r = await l2Handler.handler(
+          queryEvent(c.sql, c.params(i)),
+          lambdaContext('dbopt-cache-bench'),
+        );
         if (!['miss', 'l2'].includes(outcomeOf(r))) {
           loud();
           throw new Error(`warm-up of ${c.name}: unexpected outcome in ${r.body.slice(-200)}`);
@@ -393,7 +370,10 @@ const main = async (): Promise<void> => {
     /** Puts every L1 key in the L1 handler's L1 (and refreshes it each round). */
     const fillHandlerL1 = async () => {
       for (let i = 0; i < SMALL_KEYS; i++) {
-        const r = await l1Handler.handler(event(SMALL_SQL, smallParams(i)), context());
+        const r = await l1Handler.handler(
+          queryEvent(SMALL_SQL, smallParams(i)),
+          lambdaContext('dbopt-cache-bench'),
+        );
         outcomeOf(r);
       }
     };
@@ -406,7 +386,9 @@ const main = async (): Promise<void> => {
     quiet();
     for (const c of cases) {
       const keys = entryKeys[c.name] as string[];
-      await sample(200, (i) => l2Handler.handler(event(c.sql, c.params(i)), context()));
+      await sample(200, (i) =>
+        l2Handler.handler(queryEvent(c.sql, c.params(i)), lambdaContext('dbopt-cache-bench')),
+      );
       await sample(200, (i) => raw.get(keys[i % keys.length] as string));
       await sample(200, (i) =>
         raw
@@ -418,19 +400,25 @@ const main = async (): Promise<void> => {
       await sample(200, (i) => l2Cache.getOrLoad(requestOf(c.sql, c.params(i)), failLoad));
     }
     await fillHandlerL1();
-    await sample(200, (i) => l1Handler.handler(event(SMALL_SQL, smallParams(i)), context()));
+    await sample(200, (i) =>
+      l1Handler.handler(queryEvent(SMALL_SQL, smallParams(i)), lambdaContext('dbopt-cache-bench')),
+    );
     await sample(2_000, l1Direct);
     loud();
 
     for (let round = 1; round <= rounds; round++) {
       for (const c of cases) {
         const keys = entryKeys[c.name] as string[];
-        const events = Array.from({ length: c.n }, (_, i) => event(c.sql, c.params(i)));
+        const events = Array.from({ length: c.n }, (_, i) => queryEvent(c.sql, c.params(i)));
         const requests = Array.from({ length: c.n }, (_, i) => requestOf(c.sql, c.params(i)));
         quiet();
         const h = await sample(
           c.n,
-          (i) => l2Handler.handler(events[i] as APIGatewayProxyEvent, context()),
+          (i) =>
+            l2Handler.handler(
+              events[i] as APIGatewayProxyEvent,
+              lambdaContext('dbopt-cache-bench'),
+            ),
           expectOutcome('l2', `l2 handler ${c.name}`),
         );
         const d = await sample(
@@ -462,13 +450,17 @@ const main = async (): Promise<void> => {
         );
       }
       const l1Events = Array.from({ length: smallIterations }, (_, i) =>
-        event(SMALL_SQL, smallParams(i)),
+        queryEvent(SMALL_SQL, smallParams(i)),
       );
       quiet();
       await fillHandlerL1();
       const lh = await sample(
         smallIterations,
-        (i) => l1Handler.handler(l1Events[i] as APIGatewayProxyEvent, context()),
+        (i) =>
+          l1Handler.handler(
+            l1Events[i] as APIGatewayProxyEvent,
+            lambdaContext('dbopt-cache-bench'),
+          ),
         expectOutcome('l1', 'l1 handler'),
       );
       const ld = await sample(l1Iterations, l1Direct, expectL1Direct);
@@ -509,10 +501,20 @@ const main = async (): Promise<void> => {
     quiet();
     for (const { id, write } of ops) {
       if (write) {
-        outcomeOf(await l1Handler.handler(event(ZIPF_WRITE_SQL, [id]), context()));
+        outcomeOf(
+          await l1Handler.handler(
+            queryEvent(ZIPF_WRITE_SQL, [id]),
+            lambdaContext('dbopt-cache-bench'),
+          ),
+        );
         continue;
       }
-      const level = outcomeOf(await l1Handler.handler(event(ZIPF_READ_SQL, [id]), context()));
+      const level = outcomeOf(
+        await l1Handler.handler(
+          queryEvent(ZIPF_READ_SQL, [id]),
+          lambdaContext('dbopt-cache-bench'),
+        ),
+      );
       counts[level] = (counts[level] ?? 0) + 1;
     }
     loud();

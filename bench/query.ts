@@ -1,22 +1,7 @@
-/**
- * Query API overhead benchmark: the query handler in-process (API Gateway event in, response
- * out: middy, Powertools, validation, parse-cache lookup, policy, the one-round-trip
- * statement batch, JSON) against raw `pg` `pool.query` for the same statements on the same
- * server, measured in the same run and interleaved round by round so machine noise hits both.
- *
- *   npm run bench:query                       # uses DATABASE_URL or 127.0.0.1:5432/test
- *   npm run bench:query -- --rounds 7 --iterations 2000
- *
- * A third side, `batch`, is shared/db's executeStatement alone (the read-only transaction
- * prologue + statement in one round trip), so the output shows where the handler's time goes:
- * database layer vs middy/Powertools/validation.
- *
- * Prints p50/p99 per statement and side, and the ratio handler/raw; the last line is JSON.
- */
-import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
 import pg from 'pg';
+import { type Handler, lambdaContext, median, percentile, queryEvent } from './support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,14 +22,6 @@ const PK_SQL = 'SELECT id, name, value, created_at FROM bench_query.items WHERE 
 const SCAN_SQL =
   'SELECT id, name, value, created_at FROM bench_query.items WHERE id >= $1 ORDER BY id LIMIT 1000';
 
-const percentile = (sorted: number[], p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-const median = (xs: number[]): number =>
-  percentile(
-    [...xs].sort((a, b) => a - b),
-    50,
-  );
-
 const setUp = async (): Promise<void> => {
   const admin = new pg.Client(databaseUrl);
   await admin.connect();
@@ -64,26 +41,6 @@ const setUp = async (): Promise<void> => {
   }
   await admin.end();
 };
-
-const context = (): Context =>
-  ({
-    awsRequestId: randomUUID(),
-    functionName: 'dbopt-query-bench',
-    getRemainingTimeInMillis: () => 30_000,
-  }) as Context;
-
-const event = (sql: string, params: unknown[]): APIGatewayProxyEvent =>
-  ({
-    httpMethod: 'POST',
-    path: '/query',
-    resource: '/query',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ sql, params, maxRows: 1000 }),
-    isBase64Encoded: false,
-    requestContext: { requestId: randomUUID(), stage: 'bench' },
-  }) as unknown as APIGatewayProxyEvent;
-
-type Handler = (e: APIGatewayProxyEvent, c: Context) => Promise<APIGatewayProxyResult>;
 
 /** Times `n` calls one by one (µs each); the EMF lines the handler prints are discarded. */
 const sample = async (n: number, call: (i: number) => Promise<void>): Promise<number[]> => {
@@ -152,7 +109,7 @@ const main = async (): Promise<void> => {
   quiet();
   for (const c of cases) {
     await sample(200, async (i) => {
-      const r = await handler(event(c.sql, c.params(i)), context());
+      const r = await handler(queryEvent(c.sql, c.params(i)), lambdaContext('dbopt-query-bench'));
       if (r.statusCode !== 200) {
         loud();
         throw new Error(`handler returned ${r.statusCode}: ${r.body}`);
@@ -165,11 +122,15 @@ const main = async (): Promise<void> => {
 
   for (let round = 1; round <= rounds; round++) {
     for (const c of cases) {
-      const events = Array.from({ length: c.n }, (_, i) => event(c.sql, c.params(i)));
+      const events = Array.from({ length: c.n }, (_, i) => queryEvent(c.sql, c.params(i)));
       quiet();
       const h = await sample(
         c.n,
-        async (i) => void (await handler(events[i] as APIGatewayProxyEvent, context())),
+        async (i) =>
+          void (await handler(
+            events[i] as APIGatewayProxyEvent,
+            lambdaContext('dbopt-query-bench'),
+          )),
       );
       const p = await sample(c.n, async (i) => void (await pool.query(c.sql, c.params(i))));
       const b = await sample(c.n, async (i) => void (await batch(c.sql, c.params(i))));
