@@ -6,7 +6,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { Redis } from 'ioredis';
 import { cacheSettingsFromConfig, createResultCache, redisOptionsFromConfig } from '#shared/cache';
-import { loadConfig } from '#shared/config';
+import { loadConfig, shardUrlsOf } from '#shared/config';
 import { createDatabase, databaseOptionsFromConfig } from '#shared/db';
 import { ConfigError } from '#shared/errors';
 import { createRedisSnapshotStore, createSweeper, runSweepLoop } from '#shared/freshness';
@@ -20,20 +20,42 @@ const metrics = new Metrics({
   namespace: config.METRICS_NAMESPACE,
   serviceName: config.SERVICE_NAME,
 });
-const db = createDatabase(databaseOptionsFromConfig(config), logger);
+const dbOptions = databaseOptionsFromConfig(config);
 const redis = new Redis(config.REDIS_URL, redisOptionsFromConfig(config));
 redis.on('error', (err: Error) => logger.warn('redis connection error', { reason: err.message }));
 const cache = createResultCache({ ...cacheSettingsFromConfig(config), redis, metrics, logger });
-const sweeper = createSweeper({
-  db,
-  target: config.CACHE_TARGET,
-  store: createRedisSnapshotStore(redis, {
-    keyPrefix: `${config.CACHE_KEY_PREFIX}:freshness:snapshot`,
-  }),
-  bump: (tables) => cache.bumpTablesStrict(config.CACHE_TARGET, tables),
-  metrics,
-  logger,
+const store = createRedisSnapshotStore(redis, {
+  keyPrefix: `${config.CACHE_KEY_PREFIX}:freshness:snapshot`,
 });
+// Every target the query API caches for: the primary (CACHE_TARGET) and each shard.
+const targets = [
+  { name: config.CACHE_TARGET, db: createDatabase(dbOptions, logger) },
+  ...Object.entries(shardUrlsOf(config)).map(([name, url]) => ({
+    name,
+    db: createDatabase({ ...dbOptions, connectionString: url }, logger),
+  })),
+];
+const sweepers = targets.map(({ name, db }) =>
+  createSweeper({
+    db,
+    target: name,
+    store,
+    bump: (tables) => cache.bumpTablesStrict(name, tables),
+    metrics,
+    logger,
+  }),
+);
+/** One sweep of every target, in parallel; a failing target fails this sweep (retried next). */
+const sweeper = {
+  sweepOnce: async () => {
+    const results = await Promise.all(sweepers.map((s) => s.sweepOnce()));
+    return {
+      changed: results.flatMap((r, i) => r.changed.map((t) => `${targets[i]?.name}:${t}`)),
+      reset: results.some((r) => r.reset),
+      durationMs: Math.max(...results.map((r) => r.durationMs)),
+    };
+  },
+};
 
 /** Time kept back at the end of an invocation for the last sweep and the metrics flush. */
 const END_MARGIN_MS = 5_000;
@@ -65,5 +87,5 @@ export const handler = middy(async (_event: unknown, context: Context) =>
 
 export const shutdown = async (): Promise<void> => {
   redis.disconnect();
-  await db.end();
+  await Promise.all(targets.map(({ db }) => db.end()));
 };

@@ -75,7 +75,8 @@ export const mapDbError = (err: unknown): Error => {
     UNAVAILABLE_STATES.has(sqlState) ||
     UNAVAILABLE_MESSAGES.some((m) => message.includes(m))
   ) {
-    return new DatabaseUnavailableError(`Database unavailable: ${message}`, {
+    // The driver's text names internal hosts and ports: it stays in `cause` (logged), not here.
+    return new DatabaseUnavailableError('The database is unavailable; retry shortly', {
       cause: err,
       details,
     });

@@ -39,6 +39,11 @@ export interface StatementRequest {
   timeoutMs: number;
   /** Largest number of rows to return; the server stops producing rows after maxRows + 1. */
   maxRows: number;
+  /**
+   * Writes only: called with the result before COMMIT; throwing rolls the write back (e.g. a
+   * response-size cap), so a refusal never leaves a committed write behind.
+   */
+  beforeCommit?: (result: StatementResult) => void;
 }
 
 export interface StatementResult {
@@ -213,6 +218,7 @@ export const executeStatement = async (
     if (!request.readOnly) {
       // discard() rolls the write back: a refused result leaves nothing committed.
       if (batch.rowLimitHit) throw rowLimitError(request.maxRows);
+      request.beforeCommit?.(toResult(batch));
       await checkout.client.query('COMMIT');
     }
     checkout.release();

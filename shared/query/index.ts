@@ -7,7 +7,14 @@ import {
   type ResultCache,
 } from '#shared/cache';
 import { type Config, shardUrlsOf } from '#shared/config';
-import { BUILTIN_TYPE_NAMES, type Database, executeStatement, type ResultField } from '#shared/db';
+import {
+  BUILTIN_TYPE_NAMES,
+  CLIENT_TIMEOUT_GRACE_MS,
+  type Database,
+  executeStatement,
+  type ResultField,
+  type StatementResult,
+} from '#shared/db';
 import {
   isAppError,
   QueryTimeoutError,
@@ -221,6 +228,41 @@ export const createQueryRequestParser = (policy: QueryPolicy) => {
 const WRITE_KINDS: ReadonlySet<string> = new Set(['insert', 'update', 'delete', 'merge']);
 
 /**
+ * Functions a caller may not invoke through the API, even in a SELECT: they change the pooled
+ * session beyond the transaction (set_config with is_local=false, session advisory locks),
+ * reach other sessions or servers, or read server files. A changed search_path or role on a
+ * pooled connection would leak into other callers' results (and into the cache). Functions
+ * called inside views or user functions are the database role's business: grant the API's
+ * role only what it needs.
+ */
+const FORBIDDEN_FUNCTIONS: ReadonlySet<string> = new Set([
+  'set_config',
+  'pg_advisory_lock',
+  'pg_advisory_lock_shared',
+  'pg_try_advisory_lock',
+  'pg_try_advisory_lock_shared',
+  'pg_advisory_unlock',
+  'pg_advisory_unlock_shared',
+  'pg_advisory_unlock_all',
+  'pg_terminate_backend',
+  'pg_cancel_backend',
+  'pg_reload_conf',
+  'pg_rotate_logfile',
+  'pg_read_file',
+  'pg_read_binary_file',
+  'pg_ls_dir',
+  'lo_import',
+  'lo_export',
+  'dblink',
+  'dblink_exec',
+  'dblink_connect',
+  'dblink_connect_u',
+  'dblink_send_query',
+]);
+
+const bareFunctionName = (name: string): string => name.slice(name.lastIndexOf('.') + 1);
+
+/**
  * The statement policy: exactly one statement; SELECT (or VALUES / set operations) always;
  * INSERT/UPDATE/DELETE/MERGE and locking reads only when writes are allowed; DDL, utility and
  * transaction-control statements never (they would change session state or the schema).
@@ -248,6 +290,16 @@ export const checkStatementPolicy = (
       { details: { kind: analysis.kind } },
     );
   }
+  const forbidden = analysis.functions
+    .map(bareFunctionName)
+    .filter((f) => FORBIDDEN_FUNCTIONS.has(f));
+  if (forbidden.length > 0) {
+    throw new ValidationError(
+      'FUNCTION_NOT_ALLOWED',
+      `${forbidden.join(', ')} cannot be called through the query API: it changes the pooled session or reaches outside this statement`,
+      { details: { functions: forbidden } },
+    );
+  }
   if (analysis.maxParamIndex !== paramCount) {
     throw new ValidationError(
       'PARAM_COUNT_MISMATCH',
@@ -258,8 +310,11 @@ export const checkStatementPolicy = (
   return { readOnly: !isWrite };
 };
 
-/** Time kept back from the invocation's remaining time to map an error and respond. */
-const RESPONSE_RESERVE_MS = 500;
+/**
+ * Time kept back from the invocation's remaining time: the client-side grace after a
+ * statement's own limit (CLIENT_TIMEOUT_GRACE_MS) plus room to map an error and respond.
+ */
+const RESPONSE_RESERVE_MS = CLIENT_TIMEOUT_GRACE_MS + 500;
 
 /**
  * The statement's limit never outlives the invocation: a Lambda killed at its own timeout
@@ -423,14 +478,13 @@ export const runQuery = async (
   const { readOnly } = checkStatementPolicy(analysis, params.length, policy);
   const maxRows = request.maxRows ?? policy.defaultMaxRows;
   const timeoutMs = fitTimeout(request.timeoutMs ?? policy.defaultTimeoutMs, options.remainingMs);
+  // One absolute deadline for the whole request: retries and waits share it, never reset it.
+  const deadline = performance.now() + timeoutMs;
 
   if (request.scatter) return runScatter(request, deps, { readOnly, maxRows, timeoutMs });
   const target = resolveTarget(request.shardKey, deps);
   const startedAt = performance.now();
-  const load = async (): Promise<string> => {
-    const execute = () =>
-      executeStatement(target.db, { sql: request.sql, params, readOnly, timeoutMs, maxRows });
-    const result = target.guard ? await target.guard.run(execute, { readOnly }) : await execute();
+  const toPayload = (result: StatementResult): string => {
     const payload = JSON.stringify({
       rows: result.rows,
       rowCount: result.rowCount,
@@ -438,6 +492,28 @@ export const runQuery = async (
     });
     assertWithinBytes(payload, policy.maxResponseBytes);
     return payload;
+  };
+  const load = async (): Promise<string> => {
+    let payload = '';
+    const execute = () => {
+      const leftMs = Math.floor(deadline - performance.now());
+      if (leftMs < 1) {
+        throw new QueryTimeoutError('The request ran out of time before the statement could run');
+      }
+      return executeStatement(target.db, {
+        sql: request.sql,
+        params,
+        readOnly,
+        timeoutMs: leftMs,
+        maxRows,
+        // Writes: refuse an oversized result before COMMIT, so a 422 never hides a write.
+        beforeCommit: (result) => {
+          payload = toPayload(result);
+        },
+      });
+    };
+    const result = target.guard ? await target.guard.run(execute, { readOnly }) : await execute();
+    return payload || toPayload(result);
   };
 
   let payload: string;
@@ -447,9 +523,14 @@ export const runQuery = async (
     payload = await load();
     decision = bypass('disabled');
   } else if (!readOnly) {
-    payload = await load();
-    // After the commit: every instance's next read of these tables misses in L2.
-    await cache.cache.bumpTables(target.name ?? cache.target, analysis.tablesWritten);
+    try {
+      payload = await load();
+    } finally {
+      // After the commit, and also after any failure that may have followed a commit (a lost
+      // COMMIT reply): every instance's next read of these tables misses in L2. An extra
+      // bump after a rolled-back write only costs a miss.
+      await cache.cache.bumpTables(target.name ?? cache.target, analysis.tablesWritten);
+    }
     decision = bypass('write');
   } else if (!analysis.cacheable) {
     payload = await load();

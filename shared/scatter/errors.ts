@@ -19,7 +19,14 @@ export class ShardsUnavailableError extends AppError {
     const names = failures.map((f) => f.shard);
     super(
       `Shards ${names.join(', ')} did not answer (${failures.map((f) => `${f.shard}: ${f.code}`).join('; ')}); retry, or send failurePolicy "partial" to accept a result without them`,
-      { ...options, details: { failedShards: names, failures } },
+      {
+        ...options,
+        // Codes only: driver messages name internal hosts and ports (they stay in the logs).
+        details: {
+          failedShards: names,
+          failures: failures.map(({ shard, code }) => ({ shard, code })),
+        },
+      },
     );
     this.failedShards = Object.freeze([...names]);
   }

@@ -397,7 +397,8 @@ export const planScatter = (sql: string, options: ScatterPlanOptions = {}): Scat
   if (!grouped && !aggregated) {
     // Rows are only re-ordered and cut: push LIMIT o+k down, drop OFFSET (applied after merge).
     const limitToken = findKeyword(tokens, start, end, LIMIT_WORDS);
-    const pushed = limit === undefined ? '' : ` LIMIT ${offset + limit}`;
+    // A newline, not a space: the text before may end in a `--` comment.
+    const pushed = limit === undefined ? '' : `\nLIMIT ${offset + limit}`;
     const shardSql = limitToken
       ? `${sliceSql(sql, start, limitToken.start).trimEnd()}${pushed}`
       : sliceSql(sql, start, end);

@@ -153,6 +153,14 @@ describe('query API handler (read-only) against PostgreSQL', () => {
     expectError(await invoke(api.handler, { sql }), 403, 'STATEMENT_NOT_ALLOWED');
   });
 
+  it.each([
+    ["SELECT set_config('search_path', 'evil, public', false)"],
+    ['SELECT pg_advisory_lock(4242)'],
+    ['SELECT pg_catalog.pg_terminate_backend(1)'],
+  ])('refuses session-altering or out-of-statement functions: %s', async (sql) => {
+    expectError(await invoke(api.handler, { sql }), 403, 'FUNCTION_NOT_ALLOWED');
+  });
+
   it('rejects a parameter count mismatch', async () => {
     expectError(
       await invoke(api.handler, {
@@ -218,17 +226,17 @@ describe('query API handler (read-only) against PostgreSQL', () => {
   });
 
   it('never lets a statement outlive the Lambda invocation', async () => {
-    // Prepare: 1.5 s left in the invocation, 20 s asked for.
+    // Prepare: 2.5 s left in the invocation, 20 s asked for.
     const started = Date.now();
     // Act
     const response = await invoke(
       api.handler,
       { sql: 'SELECT pg_sleep(5)', timeoutMs: 20_000 },
-      { remainingMs: 1_500 },
+      { remainingMs: 2_500 },
     );
     // Assess
     expectError(response, 504, 'QUERY_TIMEOUT');
-    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(Date.now() - started).toBeLessThan(2_500);
   });
 
   it('returns 405 for a method other than POST', async () => {
@@ -280,6 +288,24 @@ describe('query API handler when writes are allowed', () => {
       409,
       'CONSTRAINT_VIOLATION',
     );
+  });
+
+  it('rolls back a write whose RETURNING result is over the byte cap, and says so', async () => {
+    // Prepare: an instance whose responses may be at most 1,000 bytes.
+    const small = await loadHandler(HANDLER, {
+      ...baseEnv,
+      QUERY_ALLOW_WRITES: 'true',
+      QUERY_MAX_RESPONSE_BYTES: '1000',
+    });
+    // Act
+    const response = await invoke(small.handler, {
+      sql: "INSERT INTO api_write_it.notes (id, body) VALUES (77, repeat('x', 2000)) RETURNING body",
+    });
+    await small.shutdown();
+    // Assess
+    expectError(response, 422, 'RESPONSE_TOO_LARGE');
+    const { rows } = await admin.query('SELECT 1 FROM api_write_it.notes WHERE id = 77');
+    expect(rows).toEqual([]);
   });
 
   it('still refuses DDL', async () => {

@@ -14,19 +14,24 @@ const TEXT = 25;
 describe('planScatter: supported shapes', () => {
   it.each([
     ['SELECT id, name FROM t WHERE id > $1', 'concatenate', 'SELECT id, name FROM t WHERE id > $1'],
-    ['SELECT * FROM t LIMIT 3 OFFSET 2;', 'concatenate', 'SELECT * FROM t LIMIT 5'],
+    ['SELECT * FROM t LIMIT 3 OFFSET 2;', 'concatenate', 'SELECT * FROM t\nLIMIT 5'],
     ['SELECT id FROM t ORDER BY id', 'merge-sort', 'SELECT id FROM t ORDER BY id'],
     [
       'SELECT id, v FROM t ORDER BY v DESC NULLS LAST, id LIMIT 5 OFFSET 3',
       'merge-sort',
-      'SELECT id, v FROM t ORDER BY v DESC NULLS LAST, id LIMIT 8',
+      'SELECT id, v FROM t ORDER BY v DESC NULLS LAST, id\nLIMIT 8',
     ],
     [
       'SELECT id FROM t ORDER BY 1 FETCH FIRST 4 ROWS ONLY',
       'merge-sort',
-      'SELECT id FROM t ORDER BY 1 LIMIT 4',
+      'SELECT id FROM t ORDER BY 1\nLIMIT 4',
     ],
     ['SELECT id FROM t ORDER BY id OFFSET 2', 'merge-sort', 'SELECT id FROM t ORDER BY id'],
+    [
+      'SELECT id FROM t ORDER BY id -- newest first\nLIMIT 10 OFFSET 5',
+      'merge-sort',
+      'SELECT id FROM t ORDER BY id -- newest first\nLIMIT 15',
+    ],
     ['SELECT id FROM t ORDER BY id LIMIT ALL', 'merge-sort', 'SELECT id FROM t ORDER BY id'],
     [
       'SELECT count(*), max(v) AS top FROM t',
