@@ -192,6 +192,8 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
   let connecting: Promise<void> | undefined;
   /** performance.now() until which L2 is not read (after a failed bump); 0 = trusted. */
   let distrustUntil = 0;
+  /** Counts failed bumps, so a retry can tell whether a new failure arrived while it ran. */
+  let failedBumps = 0;
   /** Version bumps that failed, per target, retried before L2 is trusted again. */
   const pendingBumps = new Map<string, Set<string>>();
   const counts = {
@@ -313,6 +315,7 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
   };
 
   const rememberFailedBump = (target: string, bareTables: readonly string[], error: unknown) => {
+    failedBumps += 1;
     distrustUntil = performance.now() + maxTtlMs;
     const pending = pendingBumps.get(target) ?? new Set<string>();
     for (const t of bareTables) pending.add(t);
@@ -333,6 +336,9 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
       pendingBumps.clear();
       return true;
     }
+    // A bump that fails while this retry is in flight may name the same tables again: only
+    // forget pending tables (and the distrust) if no failure arrived meanwhile.
+    const failuresBefore = failedBumps;
     for (const [target, tables] of [...pendingBumps]) {
       const sent = [...tables];
       try {
@@ -340,9 +346,11 @@ export const createResultCache = (options: ResultCacheOptions): ResultCache => {
       } catch {
         return false;
       }
+      if (failedBumps !== failuresBefore) return false;
       for (const t of sent) tables.delete(t);
       if (tables.size === 0) pendingBumps.delete(target);
     }
+    if (failedBumps !== failuresBefore) return false;
     distrustUntil = 0;
     return true;
   };
