@@ -255,13 +255,15 @@ describe('shared/db against PostgreSQL', () => {
     // Prepare
     const own = createDatabase(optionsFor(TEST_DATABASE_URL));
     const running = executeStatement(own, read('SELECT pg_sleep(5) /* terminate-me */'));
+    // Attach the expectation now: the rejection may arrive while the termination is awaited.
+    const assertion = expect(running).rejects.toBeInstanceOf(DatabaseUnavailableError);
     await new Promise((r) => setTimeout(r, 300));
     // Act
     await admin.query(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%terminate-me%' AND pid <> pg_backend_pid()",
     );
     // Assess
-    await expect(running).rejects.toBeInstanceOf(DatabaseUnavailableError);
+    await assertion;
     await own.end();
   });
 
