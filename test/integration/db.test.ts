@@ -16,20 +16,9 @@ import {
   ResultTooLargeError,
   SqlSyntaxError,
 } from '#shared/errors';
-import { DEAD_DATABASE_URL, TEST_DATABASE_URL } from './support/env.ts';
+import { DEAD_DATABASE_URL, TEST_DATABASE_URL, testDatabaseOptions } from './support/env.ts';
 
-const optionsFor = (url: string, overrides: Partial<DatabaseOptions> = {}): DatabaseOptions => ({
-  connectionString: url,
-  port: 5432,
-  database: 'dbopt_test',
-  user: 'postgres',
-  sslMode: 'disable',
-  poolMax: 1,
-  connectTimeoutMs: 2_000,
-  idleTimeoutMs: 10_000,
-  queryTimeoutMs: 10_000,
-  ...overrides,
-});
+const optionsFor = testDatabaseOptions;
 
 const read = (
   sql: string,

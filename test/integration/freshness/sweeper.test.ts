@@ -10,7 +10,7 @@ import {
   TABLE_COUNTERS_SQL,
 } from '#shared/freshness';
 import { noMetrics } from '#shared/metrics';
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, testDatabaseOptions } from '../support/env.ts';
 
 const SCHEMA = 'freshness_it';
 const TABLES = ['fx_events', 'fx_events_2026', 'fx_items', 'fx_notes', 'fx_orders'];
@@ -81,17 +81,7 @@ describe('shared/freshness sweeper against PostgreSQL 15 and Redis', () => {
       INSERT INTO ${SCHEMA}.fx_orders SELECT g, g * 10 FROM generate_series(1, 20) g;
       INSERT INTO ${SCHEMA}.fx_items SELECT g, 'item ' || g FROM generate_series(1, 20) g;
     `);
-    db = createDatabase({
-      connectionString: TEST_DATABASE_URL,
-      port: 5432,
-      database: 'dbopt_test',
-      user: 'postgres',
-      sslMode: 'disable',
-      poolMax: 1,
-      connectTimeoutMs: 2_000,
-      idleTimeoutMs: 10_000,
-      queryTimeoutMs: 10_000,
-    });
+    db = createDatabase(testDatabaseOptions(TEST_DATABASE_URL));
     redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
     await redis.connect();
     sweeper = createSweeper({

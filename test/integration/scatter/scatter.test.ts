@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type Database, type DatabaseOptions, executeStatement } from '#shared/db';
 import { type ScatterShard, ShardsUnavailableError, scatterGather } from '#shared/scatter';
 import { initSqlParser } from '#shared/sql';
-import { DEAD_DATABASE_URL, TEST_DATABASE_URL } from '../support/env.ts';
+import { DEAD_DATABASE_URL, TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
 
 const SHARD_DATABASES = ['scatter_it_s1', 'scatter_it_s2', 'scatter_it_s3'] as const;
 const ALL_DATABASE = 'scatter_it_all';
@@ -14,17 +14,7 @@ const urlFor = (database: string): string => {
   return url.toString();
 };
 
-const optionsFor = (url: string): DatabaseOptions => ({
-  connectionString: url,
-  port: 5432,
-  database: 'unused',
-  user: 'postgres',
-  sslMode: 'disable',
-  poolMax: 2,
-  connectTimeoutMs: 2_000,
-  idleTimeoutMs: 10_000,
-  queryTimeoutMs: 10_000,
-});
+const optionsFor = (url: string): DatabaseOptions => testDatabaseOptions(url, { poolMax: 2 });
 
 // 90 rows: integers, a nullable numeric with decimals, a nullable text group, a timestamptz.
 const SCHEMA_SQL = `
