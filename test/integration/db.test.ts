@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createDatabase,
   type Database,
-  type DatabaseOptions,
   executeStatement,
   withReadOnlyTransaction,
 } from '#shared/db';
