@@ -95,6 +95,18 @@ export const ConfigSchema = z
     /** Connection string per shard (JSON object: shard name → postgres:// URL). */
     SHARD_URLS: z.string().min(1).optional(),
 
+    // ── repository (shared/repository) ──
+    /** Database holding the `dbopt` schema (snapshots, history, alerts, suggestions). Default: the primary. */
+    REPOSITORY_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+
+    // ── collectors (shared/stats) ──
+
+    // ── health analysis and alerts (shared/analysis, shared/alerts) ──
+
+    // ── advisor (shared/advisor) ──
+
+    // ── read replicas and rebalancing (shared/sharding, shared/query) ──
+
     /** Entries kept in the per-process parse cache (shared/sql). */
     SQL_PARSE_CACHE_ENTRIES: positiveInt().default(2_000),
 
