@@ -7,6 +7,7 @@
  *   dbopt demo workload [--rounds 3]  replay the demo workload (feeds pg_stat_statements)
  *   dbopt shard plan --add s3 [--map map.json] [--json]  which slots a shard change moves where
  *   dbopt shard route KEY…         key → slot → shard under the current shard map
+ *   dbopt migrate [--database-url URL]  create or upgrade the dbopt repository schema
  *
  * Run with `npm start` / `npm run dbopt -- <command>` or `npx tsx local/cli.ts <command>`.
  */
@@ -19,6 +20,7 @@ import { readWorkloadFile, runWorkload, type WorkloadReport } from './demo/workl
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { LocalModeError } from './errors.ts';
 import { formatCount, formatSeconds, printDemoStep, redactUrl } from './format.ts';
+import { type MigrateCommandOptions, runMigrateCommand } from './migrate-command.ts';
 import { startLocalServe } from './serve.ts';
 import {
   processShardIo,
@@ -352,6 +354,17 @@ shard
   .option('--json', 'print the routes as JSON')
   .action((keys: string[], opts: ShardRouteOptions) => {
     process.exitCode = runShardRoute(keys, opts, processShardIo());
+  });
+
+program
+  .command('migrate')
+  .description('create or upgrade the dbopt schema (snapshots, history, alerts, suggestions)')
+  .option(
+    '--database-url <url>',
+    'repository database (default: REPOSITORY_DATABASE_URL, then DATABASE_URL)',
+  )
+  .action(async (opts: MigrateCommandOptions) => {
+    await runMigrateCommand(opts, process.env, print);
   });
 
 try {

@@ -12,6 +12,7 @@ export {
   migrateRepository,
 } from './migrate.ts';
 export { MIGRATIONS, type Migration, REPOSITORY_SCHEMA } from './migrations.ts';
+export { repositoryDatabaseOptions } from './options.ts';
 export {
   type AlertSeverity,
   type AlertState,
