@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { CodedError, isAppError } from '#shared/errors';
 import {
   createShardRouter,
+  formatShardMap,
   parseShardMap,
   planRebalance,
   type RebalancePlan,
@@ -368,7 +369,8 @@ export const formatPlanReport = (report: ShardPlanReport): string[] => {
   lines.push(
     `Next SHARD_MAP (version ${report.nextVersion}; switch to it only after the moving slots' rows are copied; --json for the full plan):`,
   );
-  lines.push(JSON.stringify(report.next));
+  // Compact (`rle1:`) once the readable form passes 1 KB: it must fit a Lambda environment.
+  lines.push(formatShardMap(report.next));
   return lines;
 };
 

@@ -29,3 +29,9 @@ export {
   type SlotRange,
   validateShardMap,
 } from './schema.ts';
+export {
+  encodeSlotsRle,
+  formatShardMap,
+  RLE_PREFIX,
+  type SlotEncoding,
+} from './slot-encoding.ts';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ShardMapError, type ShardMapIssue } from './errors.ts';
+import { decodeSlots } from './slot-encoding.ts';
 
 /** Redis Cluster's slot count: fine-grained enough to move 1/(n+1) of keys at 64+ shards. */
 export const DEFAULT_SLOT_COUNT = 16_384;
@@ -24,7 +25,9 @@ export interface SlotRange {
  * Without `slots`, slots are dealt to shards in contiguous ranges, in shard order, in
  * proportion to weight (each shard within one slot of its exact share). With `slots`, the
  * ranges are the directory and must cover every slot exactly once; weights then only guide
- * {@link planRebalance}.
+ * {@link planRebalance}. In JSON, `slots` may also be spelled compactly (tuples
+ * `[from, to, shard]` or an `"rle1:…"` string, see slot-encoding.ts); it is always decoded
+ * to ranges.
  */
 export interface ShardMapConfig {
   readonly version: number;
@@ -60,7 +63,10 @@ export const ShardMapSchema = z
   .strictObject({
     version: z.number().int().nonnegative(),
     slotCount: z.number().int().min(1).max(MAX_SLOT_COUNT).default(DEFAULT_SLOT_COUNT),
-    shards: z.array(ShardSchema).min(1, 'at least one shard is required'),
+    // A bare string is shorthand for `{ "name": … }` (weight 1): compact maps use it.
+    shards: z
+      .array(z.preprocess((v) => (typeof v === 'string' ? { name: v } : v), ShardSchema))
+      .min(1, 'at least one shard is required'),
     slots: z.array(SlotRangeSchema).min(1).optional(),
   })
   .superRefine((map, ctx) => {
@@ -148,12 +154,32 @@ const deepFreeze = (map: ShardMap): ShardMap => {
  * filled in. Throws one {@link ShardMapError} naming every bad field.
  */
 export const validateShardMap = (input: unknown): ShardMap => {
-  const parsed = ShardMapSchema.safeParse(input);
-  if (!parsed.success) {
-    const issues: ShardMapIssue[] = parsed.error.issues.map((issue) => ({
-      field: formatField(issue.path),
-      message: issue.message,
-    }));
+  let candidate = input;
+  const decodeIssues: ShardMapIssue[] = [];
+  if (typeof input === 'object' && input !== null && 'slots' in input) {
+    const raw = input as { slots?: unknown; shards?: unknown; slotCount?: unknown };
+    const slotCount =
+      typeof raw.slotCount === 'number' && Number.isInteger(raw.slotCount) && raw.slotCount > 0
+        ? Math.min(raw.slotCount, MAX_SLOT_COUNT)
+        : DEFAULT_SLOT_COUNT;
+    const decoded = decodeSlots(raw.slots, raw.shards, slotCount);
+    if ('issues' in decoded) {
+      decodeIssues.push(...decoded.issues);
+      const { slots: _dropped, ...rest } = raw;
+      candidate = rest;
+    } else if (decoded.slots !== raw.slots) {
+      candidate = { ...raw, slots: decoded.slots };
+    }
+  }
+  const parsed = ShardMapSchema.safeParse(candidate);
+  if (!parsed.success || decodeIssues.length > 0) {
+    const issues: ShardMapIssue[] = [
+      ...decodeIssues,
+      ...(parsed.error?.issues ?? []).map((issue) => ({
+        field: formatField(issue.path),
+        message: issue.message,
+      })),
+    ];
     throw new ShardMapError(issues);
   }
   const { slots, ...rest } = parsed.data;
