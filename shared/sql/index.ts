@@ -4,7 +4,9 @@
  * The only module-level state is the memoised WASM load; each analyzer owns its LRU cache.
  */
 export { assertSingleStatement, createSqlAnalyzer } from './analyze.ts';
-export { initSqlParser } from './parser.ts';
+export { initSqlParser, parseStatements } from './parser.ts';
+/** Raw lexer tokens with byte offsets (the rewrite advisor splices statement text by token). */
+export { scanSync as scanSqlTokens } from 'libpg-query';
 export type {
   SqlAnalysis,
   SqlAnalyzer,
