@@ -12,6 +12,7 @@ import { httpErrors, jsonResponse, readJsonBody, requireMethod } from '#shared/h
 import {
   checkHealth,
   createQueryCacheDeps,
+  createQueryReplicas,
   createQueryRequestParser,
   createQueryShards,
   queryPolicyFromConfig,
@@ -53,6 +54,12 @@ const deps = {
     (url) => createDatabase({ ...dbOptions, connectionString: url }, logger),
     guardOf,
   ),
+  replicas: createQueryReplicas(
+    config,
+    (url, o) => createDatabase({ ...dbOptions, connectionString: url, ...o }, logger),
+    guardOf,
+    { metrics },
+  ),
 };
 
 const baseHandler = async (event: APIGatewayProxyEvent, context: Context) => {
@@ -76,5 +83,10 @@ export const handler = middy(baseHandler)
 /** Closes the pool; local mode calls it on Ctrl-C. Lambda never needs it. */
 export const shutdown = async (): Promise<void> => {
   redis?.disconnect();
-  await Promise.all([db, ...(deps.shards?.databases.values() ?? [])].map((d) => d.end()));
+  const replicaDbs = [...(deps.replicas?.values() ?? [])].flatMap((set) =>
+    set.replicas.map((r) => r.db),
+  );
+  await Promise.all(
+    [db, ...(deps.shards?.databases.values() ?? []), ...replicaDbs].map((d) => d.end()),
+  );
 };

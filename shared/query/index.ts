@@ -16,6 +16,7 @@ import {
   type StatementResult,
 } from '#shared/db';
 import {
+  ConfigError,
   isAppError,
   QueryTimeoutError,
   ResultTooLargeError,
@@ -27,8 +28,32 @@ import { scatterGather } from '#shared/scatter';
 import { createShardRouter, parseShardMap, type ShardRouter } from '#shared/sharding';
 import { assertSingleStatement, type SqlAnalysis, type SqlAnalyzer } from '#shared/sql';
 import { createRelationKinds, type RelationKinds } from './relations.ts';
+import {
+  createReplicaSet,
+  isReplicaUnavailable,
+  type LagProbe,
+  type ReplicaEndpoint,
+  type ReplicaHealth,
+  type ReplicaSet,
+  type SkippedReplica,
+} from './replicas.ts';
 
 export type { RelationKinds } from './relations.ts';
+export {
+  createReplicaSet,
+  type LagProbe,
+  type LagReading,
+  type NonStandbyPolicy,
+  probeReplicaLag,
+  type ReplicaChoice,
+  type ReplicaEndpoint,
+  type ReplicaHealth,
+  type ReplicaPolicy,
+  type ReplicaSelection,
+  type ReplicaSet,
+  type ReplicaSkipReason,
+  type SkippedReplica,
+} from './replicas.ts';
 
 type CacheLogger = { warn(message: string, ...extra: unknown[]): void };
 
@@ -91,6 +116,8 @@ export interface QueryDeps {
   metrics: MetricsSink;
   cache?: QueryCacheDeps;
   shards?: QueryShards;
+  /** Read replicas per target name (`primary` or a shard name), from REPLICA_URLS. */
+  replicas?: ReadonlyMap<string, ReplicaSet>;
 }
 
 /**
@@ -108,6 +135,58 @@ export const createQueryShards = (
   const databases = new Map(router.shards.map((shard) => [shard, createDb(urls[shard] as string)]));
   const guards = new Map(router.shards.map((shard) => [shard, createGuard(shard)]));
   return { router, databases, guards };
+};
+
+const ReplicaUrlsSchema = z.record(
+  z.string().min(1),
+  z.array(z.url({ protocol: /^postgres(ql)?$/ })).min(1),
+);
+
+/**
+ * Builds one {@link ReplicaSet} per target named in REPLICA_URLS (validated by loadConfig),
+ * or undefined when it is unset. Targets are `primary` and the shard names of SHARD_MAP; an
+ * unknown name fails the cold start. Replica `n` (from 1) of target `t` is named `t/rn`; each
+ * gets a lazy pool (`createDb`, with REPLICA_CONNECT_TIMEOUT_MS) and its own breaker.
+ */
+export const createQueryReplicas = (
+  config: Config,
+  createDb: (connectionString: string, options: { connectTimeoutMs: number }) => Database,
+  createGuard: (target: string) => TargetGuard,
+  deps: { metrics: MetricsSink; probe?: LagProbe },
+): ReadonlyMap<string, ReplicaSet> | undefined => {
+  if (!config.REPLICA_URLS) return undefined;
+  const urls = ReplicaUrlsSchema.parse(JSON.parse(config.REPLICA_URLS));
+  const targets = [
+    'primary',
+    ...(config.SHARD_MAP ? parseShardMap(config.SHARD_MAP).shards.map((s) => s.name) : []),
+  ];
+  const unknown = Object.keys(urls).filter((name) => !targets.includes(name));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `Invalid configuration (REPLICA_URLS): unknown target(s) ${unknown.join(', ')}; use "primary" or a shard name of SHARD_MAP (${targets.join(', ')})`,
+      { details: { variables: ['REPLICA_URLS'] } },
+    );
+  }
+  const policy = {
+    maxLagMs: config.REPLICA_MAX_LAG_MS,
+    lagCheckIntervalMs: config.REPLICA_LAG_CHECK_INTERVAL_MS,
+    lagProbeTimeoutMs: config.REPLICA_LAG_PROBE_TIMEOUT_MS,
+    selection: config.REPLICA_SELECTION,
+    nonStandby: config.REPLICA_NON_STANDBY,
+  };
+  const connectTimeoutMs = Math.min(
+    config.DB_CONNECT_TIMEOUT_MS,
+    config.REPLICA_CONNECT_TIMEOUT_MS,
+  );
+  return new Map(
+    Object.entries(urls).map(([target, list]) => {
+      const endpoints: ReplicaEndpoint[] = list.map((url, i) => {
+        const name = `${target}/r${i + 1}`;
+        return { name, db: createDb(url, { connectTimeoutMs }), guard: createGuard(name) };
+      });
+      return [target, createReplicaSet(target, endpoints, policy, deps)];
+    }),
+  );
 };
 
 /** Breaker and retry settings of every database target, from {@link Config}. */
@@ -160,6 +239,9 @@ const buildRequestSchema = (policy: QueryPolicy) =>
       .optional(),
     scatter: z.boolean({ error: 'must be true or false' }).optional(),
     failurePolicy: z.enum(['fail', 'partial'], { error: 'must be "fail" or "partial"' }).optional(),
+    consistency: z
+      .enum(['primary', 'replica'], { error: 'must be "primary" or "replica"' })
+      .optional(),
     cacheTtlMs: z
       .number({ error: 'must be a number of milliseconds' })
       .int('must be an integer')
@@ -181,6 +263,12 @@ export type QueryRequest = {
   scatter?: boolean;
   /** With `scatter`: `fail` (503 naming the failed shards, default) or `partial`. */
   failurePolicy?: 'fail' | 'partial';
+  /**
+   * Where a read-only statement may run when its target has replicas: `replica` (default) —
+   * a replica within REPLICA_MAX_LAG_MS, else the primary; `primary` — always the primary
+   * (read-your-writes). Writes and locking reads always run on the primary.
+   */
+  consistency?: 'primary' | 'replica';
 };
 
 export interface QueryResponse {
@@ -195,6 +283,13 @@ export interface QueryResponse {
   shard?: string;
   /** With `scatter` and `failurePolicy: "partial"`: shards that did not answer. */
   missingShards?: string[];
+  /**
+   * When the target has replicas and the statement ran (not a cache hit): `primary` or
+   * `replica:<name>` (e.g. `replica:s1/r2`).
+   */
+  servedBy?: string;
+  /** Replicas passed over for this read and why (lagging, breaker open, failed…). */
+  skippedReplicas?: SkippedReplica[];
 }
 
 /** Builds the request validator once; the schema depends only on the policy. */
@@ -483,6 +578,16 @@ export const runQuery = async (
 
   if (request.scatter) return runScatter(request, deps, { readOnly, maxRows, timeoutMs });
   const target = resolveTarget(request.shardKey, deps);
+  const targetName = target.name ?? 'primary';
+  const hasReplicas = deps.replicas?.has(targetName) === true;
+  // Writes and locking reads (readOnly false) never reach a replica.
+  const replicaSet =
+    readOnly && request.consistency !== 'primary' ? deps.replicas?.get(targetName) : undefined;
+  const choice = replicaSet ? await replicaSet.choose() : undefined;
+  const chosenAt = performance.now();
+  const skipped: SkippedReplica[] = choice?.skipped ?? [];
+  /** Set by `load`: the endpoint that ran the statement (absent on a cache hit). */
+  let servedBy: string | undefined;
   const startedAt = performance.now();
   const toPayload = (result: StatementResult): string => {
     const payload = JSON.stringify({
@@ -493,14 +598,14 @@ export const runQuery = async (
     assertWithinBytes(payload, policy.maxResponseBytes);
     return payload;
   };
-  const load = async (): Promise<string> => {
+  const runOn = async (db: Database, guard: TargetGuard | undefined): Promise<string> => {
     let payload = '';
     const execute = () => {
       const leftMs = Math.floor(deadline - performance.now());
       if (leftMs < 1) {
         throw new QueryTimeoutError('The request ran out of time before the statement could run');
       }
-      return executeStatement(target.db, {
+      return executeStatement(db, {
         sql: request.sql,
         params,
         readOnly,
@@ -512,9 +617,34 @@ export const runQuery = async (
         },
       });
     };
-    const result = target.guard ? await target.guard.run(execute, { readOnly }) : await execute();
+    const result = guard ? await guard.run(execute, { readOnly }) : await execute();
     return payload || toPayload(result);
   };
+  const load = async (): Promise<string> => {
+    const replica = choice?.replica;
+    if (replica && replicaSet) {
+      try {
+        const payload = await replicaSet.track(replica, () => runOn(replica.db, replica.guard));
+        servedBy = `replica:${replica.name}`;
+        return payload;
+      } catch (err) {
+        // The replica is down (its breaker counted it): the primary answers this read.
+        if (!isReplicaUnavailable(err)) throw err;
+        skipped.push({ name: replica.name, reason: 'failed' });
+        deps.metrics.addMetric('ReplicaFallbackToPrimary', MetricUnit.Count, 1);
+      }
+    }
+    const payload = await runOn(target.db, target.guard);
+    servedBy = 'primary';
+    return payload;
+  };
+  // A replica-served result may miss writes of the last `lagBound` ms: cached, it must expire
+  // before its data is REPLICA_MAX_LAG_MS old (lag bound at choice + time since), and it gets
+  // its own key variant so `consistency: "primary"` reads never see it.
+  const replicaTtlMs =
+    choice?.replica && replicaSet
+      ? Math.floor(replicaSet.policy.maxLagMs - choice.lagBoundMs - (performance.now() - chosenAt))
+      : undefined;
 
   let payload: string;
   let decision: CacheDecision;
@@ -543,7 +673,11 @@ export const runQuery = async (
   ) {
     payload = await load();
     decision = bypass('view-or-foreign-table');
+  } else if (replicaTtlMs !== undefined && replicaTtlMs < 1) {
+    payload = await load();
+    decision = bypass('replica-lag');
   } else {
+    const requestedTtlMs = request.cacheTtlMs ?? cache.defaultTtlMs;
     const result = await cache.cache.getOrLoad(
       {
         sql: request.sql,
@@ -551,8 +685,8 @@ export const runQuery = async (
         target: target.name ?? cache.target,
         role: cache.role,
         tablesRead: analysis.tablesRead,
-        ttlMs: request.cacheTtlMs ?? cache.defaultTtlMs,
-        variant: `maxRows=${maxRows}`,
+        ttlMs: replicaTtlMs === undefined ? requestedTtlMs : Math.min(requestedTtlMs, replicaTtlMs),
+        variant: replicaTtlMs === undefined ? `maxRows=${maxRows}` : `maxRows=${maxRows};replica`,
       },
       load,
     );
@@ -565,7 +699,10 @@ export const runQuery = async (
   const shardPart = target.name === undefined ? '' : `,"shard":${JSON.stringify(target.name)}`;
   const reasonPart =
     decision.reason === undefined ? '' : `,"cacheReason":${JSON.stringify(decision.reason)}`;
-  return `${payload.slice(0, -1)},"durationMs":${durationMs},"cache":"${decision.level}"${reasonPart}${shardPart}}`;
+  const servedPart =
+    hasReplicas && servedBy !== undefined ? `,"servedBy":${JSON.stringify(servedBy)}` : '';
+  const skippedPart = skipped.length > 0 ? `,"skippedReplicas":${JSON.stringify(skipped)}` : '';
+  return `${payload.slice(0, -1)},"durationMs":${durationMs},"cache":"${decision.level}"${reasonPart}${shardPart}${servedPart}${skippedPart}}`;
 };
 
 const assertWithinBytes = (body: string, maxBytes: number): void => {
@@ -593,12 +730,14 @@ const PROBE_TIMEOUT_MS = 1_000;
 
 /**
  * `GET /health`: each database target's breaker state plus a `SELECT 1` probe (skipped while
- * its breaker is open: the breaker already knows), and the Redis breaker's state. `ok` only
- * when every database answers and no breaker is open.
+ * its breaker is open: the breaker already knows), the Redis breaker's state, and each read
+ * replica's breaker, state and last measured lag (`replicas`, measured again when older than
+ * REPLICA_LAG_CHECK_INTERVAL_MS). `ok` only when every database answers, no breaker is open
+ * and no replica is unreachable (a lagging replica does not degrade: reads fall back).
  */
 export const checkHealth = async (
   deps: QueryDeps,
-): Promise<{ status: 'ok' | 'degraded'; targets: TargetHealth[] }> => {
+): Promise<{ status: 'ok' | 'degraded'; targets: TargetHealth[]; replicas?: ReplicaHealth[] }> => {
   const probe = async (name: string, db: Database, guard?: TargetGuard): Promise<TargetHealth> => {
     const breaker = guard?.state() ?? 'closed';
     if (breaker === 'open') return { name, kind: 'postgres', breaker, reachable: false };
@@ -641,6 +780,16 @@ export const checkHealth = async (
   if (deps.cache?.hasRedis) {
     targets.push({ name: 'redis', kind: 'redis', breaker: deps.cache.cache.stats().breaker });
   }
-  const healthy = targets.every((t) => t.reachable !== false && t.breaker !== 'open');
-  return { status: healthy ? 'ok' : 'degraded', targets };
+  const replicas = (
+    await Promise.all([...(deps.replicas?.values() ?? [])].map((set) => set.health()))
+  ).flat();
+  // A lagging replica is working as designed (reads fall back); an unreachable one is not.
+  const healthy =
+    targets.every((t) => t.reachable !== false && t.breaker !== 'open') &&
+    replicas.every((r) => r.state !== 'unreachable' && r.state !== 'breaker-open');
+  return {
+    status: healthy ? 'ok' : 'degraded',
+    targets,
+    ...(replicas.length > 0 ? { replicas } : {}),
+  };
 };
