@@ -1,3 +1,9 @@
+export {
+  createDataApiQueryable,
+  type DataApiClient,
+  type DataApiOptions,
+  type DataApiQueryable,
+} from './data-api.ts';
 export { mapDbError } from './errors.ts';
 export {
   buildPoolConfig,

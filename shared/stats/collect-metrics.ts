@@ -1,0 +1,338 @@
+import type { AlertCondition, AlertOutcome } from '#shared/alerts';
+import {
+  analyzeTrend,
+  evaluateHealth,
+  type HealthReport,
+  type HealthThresholds,
+  type TrendVerdict,
+} from '#shared/analysis';
+import { DatabaseUnavailableError } from '#shared/errors';
+import { type MetricsSink, MetricUnit } from '#shared/metrics';
+import type { StoredSnapshot } from '#shared/repository';
+import {
+  type DatabaseDiff,
+  type DatabaseSnapshot,
+  diffDatabaseSnapshots,
+  parseDatabaseSnapshot,
+  readDatabaseSnapshot,
+} from './database.ts';
+import { pgStatStatementsMissingMessage } from './errors.ts';
+import { buildHealthSample, metricValuesOf } from './sample.ts';
+import type { StatsSettings } from './settings.ts';
+import type { StatsTarget, TargetMetricsPublisher } from './targets.ts';
+
+/** The narrow logging surface of the collectors (Powertools Logger fits). */
+export interface StatsLogger {
+  info(message: string, ...extra: unknown[]): void;
+  warn(message: string, ...extra: unknown[]): void;
+  error(message: string, ...extra: unknown[]): void;
+}
+
+/** The repository methods the collectors use (`createRepository(db)` fits). */
+export interface StatsRepository {
+  loadSnapshot<T>(target: string, kind: string): Promise<StoredSnapshot<T> | undefined>;
+  saveSnapshot<T>(snapshot: StoredSnapshot<T>): Promise<void>;
+  recordMetrics(target: string, takenAt: Date, values: Record<string, number>): Promise<void>;
+  metricSeries(target: string, metric: string, since: Date): Promise<{ at: Date; value: number }[]>;
+  pruneMetrics(olderThan: Date): Promise<number>;
+}
+
+/** The alerter surface (`createAlerter(…)` fits). */
+export interface StatsAlerter {
+  reconcile(
+    target: string,
+    active: AlertCondition[],
+    options?: { partial?: boolean },
+  ): Promise<AlertOutcome[]>;
+}
+
+export interface CollectMetricsDeps {
+  targets: readonly StatsTarget[];
+  repository: StatsRepository;
+  /** Absent: conditions are only returned (and logged). */
+  alerter?: StatsAlerter;
+  publisher: TargetMetricsPublisher;
+  /** Run-level metrics (no target dimension). */
+  metrics: MetricsSink;
+  logger: StatsLogger;
+  thresholds: HealthThresholds;
+  settings: StatsSettings;
+  now?: () => Date;
+}
+
+/** What happened to one target in one run. */
+export interface TargetMetricsResult {
+  target: string;
+  database: string;
+  /** `unreachable`: could not connect; `failed`: connected, but a read or a write failed. */
+  status: 'collected' | 'unreachable' | 'failed';
+  snapshot?: DatabaseSnapshot;
+  diff?: DatabaseDiff;
+  health?: HealthReport;
+  /** Trend verdict per metric name (only metrics with history). */
+  trends: Record<string, TrendVerdict>;
+  /** Every condition passed to the alerter (health, trends, unreachable…). */
+  conditions: AlertCondition[];
+  alerts: AlertOutcome[];
+  /** Published metric values. */
+  values: Record<string, number>;
+  error?: Error;
+}
+
+export interface CollectMetricsResult {
+  targets: TargetMetricsResult[];
+  durationMs: number;
+  /** Metric history rows deleted past METRICS_HISTORY_DAYS (null if pruning failed). */
+  pruned: number | null;
+}
+
+/** Metrics whose history is checked for a trend; `higherIsBetter` as analyzeTrend takes it. */
+export const TREND_METRICS: readonly { metric: string; kind: string; higherIsBetter: boolean }[] =
+  Object.freeze([
+    { metric: 'MeanQueryTimeMs', kind: 'trend_mean_query_time', higherIsBetter: false },
+    { metric: 'CacheHitRatio', kind: 'trend_cache_hit_ratio', higherIsBetter: true },
+    { metric: 'ConnectionUtilisation', kind: 'trend_connections', higherIsBetter: false },
+    { metric: 'ReplicationLagSeconds', kind: 'trend_replication_lag', higherIsBetter: false },
+    { metric: 'WorstDeadTupleRatio', kind: 'trend_dead_tuples', higherIsBetter: false },
+  ]);
+
+/** The snapshot kind of the metrics collector in the repository. */
+export const DATABASE_SNAPSHOT_KIND = 'database';
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/** A CRITICAL `unreachable` condition for a target that refused or timed out the connection. */
+export const unreachableCondition = (target: StatsTarget, err: Error): AlertCondition => ({
+  kind: 'unreachable',
+  severity: 'CRITICAL',
+  summary: `Database target ${target.name} (${target.database}) is unreachable`,
+  recommendation:
+    'Check that the instance is running, that the collector can reach it (security groups, VPC, ' +
+    'RDS Proxy target health) and that its credentials are valid.',
+  details: {
+    error: err.message,
+    code: (err as { code?: string }).code ?? err.name,
+    cause: err.cause instanceof Error ? err.cause.message : undefined,
+  },
+});
+
+const loadPrevious = async (
+  deps: CollectMetricsDeps,
+  target: StatsTarget,
+): Promise<DatabaseSnapshot | undefined> => {
+  try {
+    const stored = await deps.repository.loadSnapshot<unknown>(target.name, DATABASE_SNAPSHOT_KIND);
+    return stored ? parseDatabaseSnapshot(stored.payload) : undefined;
+  } catch (err) {
+    // A lost or unreadable baseline only costs one interval of rates.
+    deps.logger.warn('previous database snapshot unavailable; this interval is a baseline', {
+      target: target.name,
+      err,
+    });
+    return undefined;
+  }
+};
+
+const trendConditions = async (
+  deps: CollectMetricsDeps,
+  target: StatsTarget,
+  now: Date,
+): Promise<{ trends: Record<string, TrendVerdict>; conditions: AlertCondition[] }> => {
+  const since = new Date(now.getTime() - deps.settings.trendWindowMinutes * 60_000);
+  const trends: Record<string, TrendVerdict> = {};
+  const conditions: AlertCondition[] = [];
+  for (const t of TREND_METRICS) {
+    const series = await deps.repository.metricSeries(target.name, t.metric, since);
+    if (series.length === 0) continue;
+    const verdict = analyzeTrend(series, { higherIsBetter: t.higherIsBetter });
+    trends[t.metric] = verdict;
+    if (
+      verdict.direction === 'DEGRADING' &&
+      verdict.confidence >= deps.settings.trendMinConfidence
+    ) {
+      conditions.push({
+        kind: t.kind,
+        severity: 'WARNING',
+        summary: `${t.metric} is degrading on ${target.name}: ${verdict.slopePerHour.toFixed(2)} per hour (${(verdict.relativeChange * 100).toFixed(0)}% over ${deps.settings.trendWindowMinutes} min)`,
+        recommendation: verdict.reason,
+        details: {
+          metric: t.metric,
+          confidence: verdict.confidence,
+          slopePerHour: verdict.slopePerHour,
+          points: verdict.points,
+        },
+      });
+    }
+  }
+  return { trends, conditions };
+};
+
+const collectTarget = async (
+  deps: CollectMetricsDeps,
+  target: StatsTarget,
+  now: () => Date,
+): Promise<TargetMetricsResult> => {
+  const base = { target: target.name, database: target.database, trends: {}, alerts: [] };
+  const prev = await loadPrevious(deps, target);
+  let snapshot: DatabaseSnapshot;
+  try {
+    snapshot = await target.readOnly(deps.settings.readTimeoutMs, (q) =>
+      readDatabaseSnapshot(q, { now }),
+    );
+  } catch (err) {
+    const error = asError(err);
+    const unreachable = error instanceof DatabaseUnavailableError;
+    const condition: AlertCondition = unreachable
+      ? unreachableCondition(target, error)
+      : {
+          kind: 'collect_failed',
+          severity: 'WARNING',
+          summary: `Reading statistics from ${target.name} failed: ${error.message}`,
+          recommendation:
+            'Grant the collector role pg_monitor (GRANT pg_monitor TO <role>) and check the logs for the failing query.',
+        };
+    return {
+      ...base,
+      status: unreachable ? 'unreachable' : 'failed',
+      conditions: [condition],
+      values: unreachable ? { TargetUp: 0 } : {},
+      error,
+    };
+  }
+  const diff = diffDatabaseSnapshots(prev, snapshot);
+  const health = evaluateHealth(buildHealthSample(target.name, snapshot, diff), deps.thresholds);
+  const values = metricValuesOf(snapshot, diff);
+  const takenAt = new Date(snapshot.takenAt);
+  // History is a by-product: a repository failure is reported, the verdict still counts.
+  let trend: Awaited<ReturnType<typeof trendConditions>> = { trends: {}, conditions: [] };
+  let storeError: Error | undefined;
+  try {
+    await deps.repository.saveSnapshot<DatabaseSnapshot>({
+      target: target.name,
+      kind: DATABASE_SNAPSHOT_KIND,
+      takenAt,
+      statsReset: snapshot.statsResetAt ? new Date(snapshot.statsResetAt) : null,
+      serverVersionNum: snapshot.server.serverVersionNum,
+      payload: snapshot,
+    });
+    await deps.repository.recordMetrics(target.name, takenAt, values);
+    trend = await trendConditions(deps, target, takenAt);
+  } catch (err) {
+    storeError = asError(err);
+    deps.logger.error('storing the snapshot or metric history failed', {
+      target: target.name,
+      err: storeError,
+    });
+  }
+  const conditions = [...health.conditions, ...trend.conditions];
+  if (snapshot.statements === null) {
+    conditions.push({
+      kind: 'pg_stat_statements_missing',
+      severity: 'WARNING',
+      summary: pgStatStatementsMissingMessage(target.name),
+    });
+  }
+  if (diff.reset || diff.statementsReset) {
+    deps.logger.warn('statistics were reset; this interval is a fresh baseline', {
+      target: target.name,
+      databaseCounters: diff.reset,
+      statements: diff.statementsReset,
+    });
+  }
+  return {
+    ...base,
+    database: snapshot.server.database,
+    status: 'collected',
+    snapshot,
+    diff,
+    health,
+    trends: trend.trends,
+    conditions,
+    values,
+    ...(storeError ? { error: storeError } : {}),
+  };
+};
+
+/**
+ * One run of the metrics collector over every target, concurrently: read pg_stat_* → diff
+ * with the stored previous reading → health verdict and trends → alerts, metrics (EMF, with
+ * dimensions {target, database}) and metric history. One bad target never stops the others:
+ * an unreachable one yields a CRITICAL `unreachable` condition (raised without resolving its
+ * other open alerts) and `TargetUp` 0; any other failure is returned on its result.
+ *
+ * @example
+ * const run = await collectMetrics({ targets, repository, alerter, publisher, metrics,
+ *   logger, thresholds: healthThresholdsFromConfig(config), settings });
+ */
+export const collectMetrics = async (deps: CollectMetricsDeps): Promise<CollectMetricsResult> => {
+  const startedMs = performance.now();
+  const now = deps.now ?? (() => new Date());
+  const results = await Promise.all(
+    deps.targets.map(async (target): Promise<TargetMetricsResult> => {
+      let result: TargetMetricsResult;
+      try {
+        result = await collectTarget(deps, target, now);
+      } catch (err) {
+        result = {
+          target: target.name,
+          database: target.database,
+          status: 'failed',
+          trends: {},
+          conditions: [],
+          alerts: [],
+          values: {},
+          error: asError(err),
+        };
+      }
+      if (deps.alerter && (result.status === 'collected' || result.conditions.length > 0)) {
+        try {
+          // Unreachable or failed: raise that condition without resolving the others.
+          result.alerts = await deps.alerter.reconcile(target.name, result.conditions, {
+            partial: result.status !== 'collected',
+          });
+        } catch (err) {
+          deps.logger.error('alert reconciliation failed', { target: target.name, err });
+        }
+      }
+      return result;
+    }),
+  );
+  for (const r of results) {
+    deps.publisher.publish({ target: r.target, database: r.database }, r.values);
+    if (r.status === 'collected') {
+      deps.logger.info('target health', {
+        target: r.target,
+        status: r.health?.status,
+        bottleneck: r.health?.bottleneck,
+        reset: r.diff?.reset,
+      });
+    } else {
+      deps.logger.error('collecting metrics failed', {
+        target: r.target,
+        status: r.status,
+        err: r.error,
+      });
+    }
+  }
+  let pruned: number | null = null;
+  try {
+    pruned = await deps.repository.pruneMetrics(
+      new Date(now().getTime() - deps.settings.historyDays * 86_400_000),
+    );
+  } catch (err) {
+    deps.logger.warn('pruning metric history failed; retried next run', { err });
+  }
+  const durationMs = performance.now() - startedMs;
+  deps.metrics.addMetric('CollectMetricsDuration', MetricUnit.Milliseconds, durationMs);
+  deps.metrics.addMetric(
+    'TargetsCollected',
+    MetricUnit.Count,
+    results.filter((r) => r.status === 'collected').length,
+  );
+  deps.metrics.addMetric(
+    'TargetsFailed',
+    MetricUnit.Count,
+    results.filter((r) => r.status !== 'collected').length,
+  );
+  return { targets: results, durationMs, pruned };
+};

@@ -1,0 +1,150 @@
+import type { StatementCounters, StatementDelta } from './statements.ts';
+
+/** What makes a statement "slow" enough to report. */
+export interface SlowQueryLimits {
+  /** Report at most this many statements per target and run. */
+  topN: number;
+  /** Interval mean execution time at or above which a statement counts (ms). */
+  minMeanMs: number;
+  /** Interval calls at or above which a statement counts. */
+  minCalls: number;
+}
+
+/** Interval activity of one fingerprint (all its pg_stat_statements entries summed). */
+export interface SlowStatement extends StatementCounters {
+  fingerprint: string;
+  /** queryid of the entry that consumed the most time (decimal text: it is a signed int8). */
+  queryId: string;
+  /** Text of that entry, as pg_stat_statements normalised it ($n for constants). */
+  query: string;
+  meanExecTimeMs: number;
+  stddevExecTimeMs: number;
+  /** How many pg_stat_statements entries (users, top-level/nested, queryids) were merged. */
+  entries: number;
+}
+
+/** The marker on dbopt's own SQL (placed after the first keyword). */
+export const DBOPT_MARKER = '/* dbopt */';
+
+const addCounters = (into: StatementCounters, d: StatementCounters): void => {
+  into.calls += d.calls;
+  into.totalExecTimeMs += d.totalExecTimeMs;
+  into.sumSquaresMs2 += d.sumSquaresMs2;
+  into.rows += d.rows;
+  into.sharedBlksHit += d.sharedBlksHit;
+  into.sharedBlksRead += d.sharedBlksRead;
+  into.tempBlksWritten += d.tempBlksWritten;
+};
+
+interface Group extends StatementCounters {
+  key: string;
+  queryId: string;
+  query: string;
+  topMs: number;
+  entries: number;
+}
+
+const groupBy = (
+  items: Iterable<{ key: string; counters: StatementCounters; queryId: string; query: string }>,
+  entriesOf: (item: unknown) => number,
+): Group[] => {
+  const groups = new Map<string, Group>();
+  for (const item of items) {
+    let g = groups.get(item.key);
+    if (!g) {
+      g = {
+        key: item.key,
+        queryId: item.queryId,
+        query: item.query,
+        topMs: -1,
+        entries: 0,
+        calls: 0,
+        totalExecTimeMs: 0,
+        sumSquaresMs2: 0,
+        rows: 0,
+        sharedBlksHit: 0,
+        sharedBlksRead: 0,
+        tempBlksWritten: 0,
+      };
+      groups.set(item.key, g);
+    }
+    if (item.counters.totalExecTimeMs > g.topMs) {
+      g.topMs = item.counters.totalExecTimeMs;
+      g.queryId = item.queryId;
+      g.query = item.query;
+    }
+    g.entries += entriesOf(item);
+    addCounters(g, item.counters);
+  }
+  return [...groups.values()];
+};
+
+const passes = (g: StatementCounters, limits: SlowQueryLimits): boolean =>
+  g.calls >= limits.minCalls && g.calls > 0 && g.totalExecTimeMs / g.calls >= limits.minMeanMs;
+
+const byTotalDesc = (a: StatementCounters, b: StatementCounters): number =>
+  b.totalExecTimeMs - a.totalExecTimeMs;
+
+/**
+ * The slow statements of an interval: deltas grouped by fingerprint, ranked by time consumed
+ * in the interval, the top `topN` whose interval mean and calls reach the limits. Pure.
+ *
+ * Fingerprinting (a WASM parse) is the expensive step, so entries are first summed per queryid
+ * (users and top-level/nested variants of one query share it) and only the candidates that can
+ * still reach the top are fingerprinted. `fingerprintOf` returns null for text the parser
+ * rejects (e.g. truncated by track_activity_query_size); such a statement keeps
+ * `queryid:<id>` as its fingerprint. Statements carrying the `/* dbopt *\/` marker are skipped.
+ */
+export const rankSlowStatements = (
+  deltas: readonly StatementDelta[],
+  limits: SlowQueryLimits,
+  fingerprintOf: (query: string) => string | null,
+): SlowStatement[] => {
+  if (limits.topN <= 0) return [];
+  const byQueryId = groupBy(
+    (function* () {
+      for (const d of deltas) {
+        if (d.entry.query.includes(DBOPT_MARKER)) continue;
+        yield { key: d.entry.queryId, counters: d, queryId: d.entry.queryId, query: d.entry.query };
+      }
+    })(),
+    () => 1,
+  )
+    .filter((g) => passes(g, limits))
+    .sort(byTotalDesc);
+  // Two queryids rarely share a fingerprint, so a few spare candidates cover merges.
+  const candidates = byQueryId.slice(0, limits.topN * 2 + 10);
+  const merged = groupBy(
+    candidates.map((g) => ({
+      key: fingerprintOf(g.query) ?? `queryid:${g.queryId}`,
+      counters: g,
+      queryId: g.queryId,
+      query: g.query,
+      group: g,
+    })),
+    (item) => (item as { group: Group }).group.entries,
+  );
+  return merged
+    .filter((g) => passes(g, limits))
+    .sort(byTotalDesc)
+    .slice(0, limits.topN)
+    .map((g) => {
+      const mean = g.calls > 0 ? g.totalExecTimeMs / g.calls : 0;
+      return {
+        fingerprint: g.key,
+        queryId: g.queryId,
+        query: g.query,
+        calls: g.calls,
+        totalExecTimeMs: g.totalExecTimeMs,
+        sumSquaresMs2: g.sumSquaresMs2,
+        rows: g.rows,
+        sharedBlksHit: g.sharedBlksHit,
+        sharedBlksRead: g.sharedBlksRead,
+        tempBlksWritten: g.tempBlksWritten,
+        meanExecTimeMs: mean,
+        stddevExecTimeMs:
+          g.calls > 0 ? Math.sqrt(Math.max(0, g.sumSquaresMs2 / g.calls - mean * mean)) : 0,
+        entries: g.entries,
+      };
+    });
+};
