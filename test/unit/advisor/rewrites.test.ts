@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { detectRewrites, schemaInfoFrom } from '#shared/advisor/rewrites';
+import { detectRewrites, schemaInfoFrom } from '#shared/advisor';
 import { initSqlParser, parseStatements } from '#shared/sql';
 
 // A catalog the rules can ask about column types and leading index columns.

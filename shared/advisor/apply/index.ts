@@ -1,0 +1,13 @@
+/** Verified auto-apply: CREATE INDEX CONCURRENTLY within limits, kept only if it proves itself. */
+export {
+  type ApplyDeps,
+  type ApplyLimits,
+  type ApplyOutcome,
+  type ApplyRequest,
+  type ApplySession,
+  applyIndex,
+  type ServedStatement,
+  type StatementCheck,
+} from './apply.ts';
+export { type IndexDdl, prepareIndexDdl } from './ddl.ts';
+export { ApplyError, type ApplyErrorCode } from './errors.ts';

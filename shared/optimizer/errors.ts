@@ -1,0 +1,6 @@
+import { CodedError } from '#shared/errors';
+
+export type OptimizerErrorCode = 'MESSAGE_INVALID' | 'UNKNOWN_TARGET' | 'OPTIMIZE_FAILED';
+
+/** The optimizer could not handle one slow-query message; the message says why. */
+export class OptimizerError extends CodedError<OptimizerErrorCode> {}

@@ -1,0 +1,325 @@
+import {
+  type AdvisorLogger,
+  type AdvisorOptions,
+  type ApplyLimits,
+  type ApplyOutcome,
+  adviseIndexes,
+  adviseRewrites,
+  applyIndex,
+  findIndexHygiene,
+  type HygieneFinding,
+  type IndexProposal,
+  type RewriteSuggestion,
+  type WorkloadStatement,
+  workloadFromStatStatements,
+} from '#shared/advisor';
+import { type Database, withReadOnlyTransaction } from '#shared/db';
+import type { NewSuggestion, Repository } from '#shared/repository';
+import { initSqlParser, parseStatements } from '#shared/sql';
+import type { SlowQueryMessage } from '#shared/stats';
+import { type AnnounceDeps, type AnnounceFailure, announceSuggestion } from './announce.ts';
+import { OptimizerError } from './errors.ts';
+import { parseSlowQueryMessage } from './message.ts';
+
+/** The logging surface the optimizer uses (Powertools Logger fits). */
+export interface OptimizerLogger extends AdvisorLogger {
+  info(message: string, ...extra: unknown[]): void;
+  error(message: string, ...extra: unknown[]): void;
+}
+
+export interface OptimizerSettings {
+  readonly advisor: AdvisorOptions;
+  /** Top pg_stat_statements entries optimised together with the slow statement. */
+  readonly workloadStatements: number;
+  readonly hygieneMinIndexAgeDays: number;
+  /** Build new index proposals right away (verified, dropped when useless). */
+  readonly autoApply: boolean;
+  readonly applyLimits: ApplyLimits;
+}
+
+export interface OptimizerDeps {
+  /** The DB endpoint (not RDS Proxy) of a target, or undefined for an unknown target. */
+  readonly databaseFor: (target: string) => Database | undefined;
+  readonly repository: Pick<
+    Repository,
+    'upsertSuggestion' | 'getSuggestion' | 'setSuggestionStatus'
+  >;
+  /** Without it new suggestions are only logged. */
+  readonly announce?: AnnounceDeps;
+  readonly logger: OptimizerLogger;
+  readonly settings: OptimizerSettings;
+}
+
+/** What one slow-query message produced. */
+export interface OptimizeResult {
+  readonly target: string;
+  readonly queryId: string;
+  /** Every suggestion stored (created: new this time). */
+  readonly suggestions: Array<{
+    id: number;
+    kind: NewSuggestion['kind'];
+    key: string;
+    created: boolean;
+  }>;
+  readonly announced: number;
+  readonly announceFailures: AnnounceFailure[];
+  /** Auto-apply outcomes (verified or rejected); failed attempts are in `warnings`. */
+  readonly applied: ApplyOutcome[];
+  /** Parts that failed without failing the message (as data). */
+  readonly warnings: string[];
+}
+
+/**
+ * One slow-query message → suggestions. The workload is the target's top pg_stat_statements
+ * entries plus the message's statement; on it run the index advisor (what-if, whole-workload
+ * selection), the rewrite advisor (the slow statement) and index hygiene. Every suggestion is
+ * upserted (a stable key makes re-proposals update, not duplicate); the NEW ones are announced
+ * on SNS. With auto-apply on, new index proposals are built and verified ({@link applyIndex}).
+ */
+export const optimizeSlowQuery = async (
+  deps: OptimizerDeps,
+  message: SlowQueryMessage,
+): Promise<OptimizeResult> => {
+  const db = deps.databaseFor(message.target);
+  if (!db) {
+    throw new OptimizerError(
+      'UNKNOWN_TARGET',
+      `No database is configured for target "${message.target}" (primary: DATABASE_URL/DB_*, shards: SHARD_URLS)`,
+    );
+  }
+  await initSqlParser();
+  const warnings: string[] = [];
+  const { settings } = deps;
+  const workload = await buildWorkload(db, message, settings.workloadStatements, warnings);
+  const report = await adviseIndexes({ db, logger: deps.logger }, workload, settings.advisor);
+  warnings.push(...report.warnings);
+  const rewrites = await adviseRewrites(db, [{ sql: message.query }], {
+    timeoutMs: settings.advisor.statementTimeoutMs,
+  });
+  for (const e of rewrites.errors) warnings.push(`rewrite ${e.rule ?? ''}: ${e.error.message}`);
+  const hygiene = await withReadOnlyTransaction(
+    db,
+    { timeoutMs: settings.advisor.statementTimeoutMs },
+    (tx) => findIndexHygiene(tx, { minIndexAgeDays: settings.hygieneMinIndexAgeDays }),
+  );
+
+  const byId = new Map(workload.map((w) => [w.id, w]));
+  const proposed: NewSuggestion[] = [
+    ...report.proposals.map((p) => indexSuggestion(message.target, p, byId)),
+    ...rewrites.suggestions.map((r) => rewriteSuggestion(message, r)),
+    ...hygiene.findings.map((f) => dropSuggestion(message.target, f)),
+  ];
+  const suggestions: OptimizeResult['suggestions'] = [];
+  const announceFailures: AnnounceFailure[] = [];
+  let announced = 0;
+  const applied: ApplyOutcome[] = [];
+  for (const suggestion of proposed) {
+    const { id, created } = await deps.repository.upsertSuggestion(suggestion);
+    suggestions.push({ id, kind: suggestion.kind, key: suggestion.key, created });
+    if (!created) continue;
+    if (deps.announce) {
+      const failure = await announceSuggestion(deps.announce, id, suggestion);
+      if (failure) {
+        announceFailures.push(failure);
+        deps.logger.error('announcing a suggestion failed', {
+          suggestionId: id,
+          err: failure.error,
+        });
+      } else {
+        announced++;
+      }
+    } else {
+      deps.logger.info('new suggestion (no SUGGESTION_TOPIC_ARN/ALERT_TOPIC_ARN to announce it)', {
+        suggestionId: id,
+        kind: suggestion.kind,
+        ddl: suggestion.ddl,
+      });
+    }
+    if (settings.autoApply && suggestion.kind === 'create_index' && suggestion.ddl) {
+      const outcome = await autoApply(deps, db, id, suggestion, warnings);
+      if (outcome) applied.push(outcome);
+    }
+  }
+  return {
+    target: message.target,
+    queryId: message.queryId,
+    suggestions,
+    announced,
+    announceFailures,
+    applied,
+    warnings,
+  };
+};
+
+const buildWorkload = async (
+  db: Database,
+  message: SlowQueryMessage,
+  limit: number,
+  warnings: string[],
+): Promise<WorkloadStatement[]> => {
+  let top: WorkloadStatement[] = [];
+  try {
+    top = await workloadFromStatStatements(db, { limit, minCalls: 1 });
+  } catch (err) {
+    // Without pg_stat_statements the slow statement alone is still worth advising on.
+    warnings.push(`workload from pg_stat_statements unavailable: ${(err as Error).message}`);
+  }
+  if (top.some((w) => w.id === message.queryId)) return top;
+  const perHour =
+    message.intervalSeconds > 0 ? (message.calls * 3600) / message.intervalSeconds : message.calls;
+  const kind = isSelect(message.query) ? 'read' : 'write';
+  return [
+    ...top,
+    {
+      id: message.queryId,
+      sql: message.query,
+      params: [],
+      weightPerHour: perHour,
+      kind,
+      meanExecMs: message.meanExecTimeMs,
+    },
+  ];
+};
+
+const isSelect = (sql: string): boolean => {
+  try {
+    const stmt = parseStatements(sql)[0]?.stmt;
+    return stmt !== undefined && 'SelectStmt' in stmt;
+  } catch {
+    return false; // text that does not parse is left to the advisor to report
+  }
+};
+
+const indexSuggestion = (
+  target: string,
+  p: IndexProposal,
+  workload: ReadonlyMap<string, WorkloadStatement>,
+): NewSuggestion => ({
+  target,
+  kind: 'create_index',
+  key: `create_index:${p.table}:${p.method}:${p.keys.join(',')}:${p.include.join(',')}:${p.where ?? ''}`,
+  ddl: p.ddl,
+  payload: {
+    table: p.table,
+    name: p.name,
+    method: p.method,
+    statements: p.serves.map((id) => ({
+      id,
+      sql: workload.get(id)?.sql,
+      params: workload.get(id)?.params[0],
+    })),
+    benefit: p.benefit,
+    sizeBytes: p.sizeBytes,
+    writeOverhead: p.writeOverhead,
+    evaluatedWith: p.evaluatedWith,
+    rationale: p.rationale,
+  },
+});
+
+const rewriteSuggestion = (message: SlowQueryMessage, r: RewriteSuggestion): NewSuggestion => ({
+  target: message.target,
+  kind: 'rewrite',
+  key: `rewrite:${message.fingerprint}:${r.rule}`,
+  ddl: null,
+  payload: {
+    queryId: message.queryId,
+    rule: r.rule,
+    title: r.title,
+    originalSql: r.originalSql,
+    rewrittenSql: r.rewrittenSql,
+    costBefore: r.costBefore,
+    costAfter: r.costAfter,
+    costRatio: r.costRatio,
+    planMode: r.planMode,
+    correctnessFix: r.correctnessFix,
+    rationale: r.rationale,
+  },
+});
+
+const dropSuggestion = (target: string, f: HygieneFinding): NewSuggestion => ({
+  target,
+  kind: 'drop_index',
+  key: `drop_index:${f.schema}.${f.index}:${f.kind}`,
+  ddl: f.dropStatement,
+  payload: { ...f },
+});
+
+const autoApply = async (
+  deps: OptimizerDeps,
+  db: Database,
+  id: number,
+  suggestion: NewSuggestion,
+  warnings: string[],
+): Promise<ApplyOutcome | undefined> => {
+  const statements = (suggestion.payload.statements as Array<{ sql?: string; params?: unknown[] }>)
+    .filter((s): s is { sql: string; params?: unknown[] } => typeof s.sql === 'string')
+    .map((s) => ({ sql: s.sql, ...(s.params && s.params.length > 0 ? { params: s.params } : {}) }));
+  try {
+    return await applyIndex(
+      { connect: () => db.pool().connect(), suggestions: deps.repository, logger: deps.logger },
+      {
+        ddl: String(suggestion.ddl),
+        statements,
+        limits: deps.settings.applyLimits,
+        suggestionId: id,
+        sizeBytes: Number(suggestion.payload.sizeBytes) || undefined,
+      },
+    );
+  } catch (err) {
+    // A lock timeout or build limit is not the message's failure: the suggestion stays
+    // 'proposed' with the attempt noted (applyIndex records it) and can be applied later.
+    warnings.push(`auto-apply of suggestion ${id} failed: ${(err as Error).message}`);
+    deps.logger.warn('auto-apply failed', { suggestionId: id, err });
+    return undefined;
+  }
+};
+
+/** One SQS record: its id and raw body. */
+export interface QueueRecord {
+  readonly messageId: string;
+  readonly body: string;
+}
+
+export interface BatchResult {
+  /** SQS partial batch response: the records to retry (and, after maxReceiveCount, dead-letter). */
+  readonly batchItemFailures: Array<{ itemIdentifier: string }>;
+  readonly results: Array<{ messageId: string; result?: OptimizeResult; error?: Error }>;
+}
+
+/**
+ * Handles an SQS batch one record at a time (each run plans many statements: no point in
+ * running them side by side on one database). A record whose body is invalid, whose target is
+ * unknown or whose run fails is reported in `batchItemFailures` and logged with the reason;
+ * the others are deleted from the queue.
+ */
+export const processSlowQueryBatch = async (
+  deps: OptimizerDeps,
+  records: readonly QueueRecord[],
+): Promise<BatchResult> => {
+  const results: BatchResult['results'] = [];
+  const batchItemFailures: BatchResult['batchItemFailures'] = [];
+  for (const record of records) {
+    try {
+      const message = parseSlowQueryMessage(record.body);
+      const result = await optimizeSlowQuery(deps, message);
+      deps.logger.info('slow query optimised', {
+        messageId: record.messageId,
+        target: result.target,
+        queryId: result.queryId,
+        suggestions: result.suggestions.length,
+        created: result.suggestions.filter((s) => s.created).length,
+        announced: result.announced,
+      });
+      results.push({ messageId: record.messageId, result });
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      deps.logger.error(`slow-query message ${record.messageId} failed: ${error.message}`, {
+        messageId: record.messageId,
+        err: error,
+      });
+      results.push({ messageId: record.messageId, error });
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
+  }
+  return { batchItemFailures, results };
+};
