@@ -116,7 +116,7 @@ SELECT /* dbopt */ k.conrelid::int8 AS table_oid,
          FROM unnest(k.conkey) WITH ORDINALITY AS u(attnum, ord)
          JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
          ORDER BY u.ord
-       ) AS columns
+       )::text[] AS columns
 FROM pg_constraint k
 WHERE k.contype = 'f'
   AND k.conrelid = ANY($1::oid[])`;
