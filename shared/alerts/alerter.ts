@@ -15,8 +15,11 @@ import {
 } from './types.ts';
 
 export interface AlerterDeps {
-  /** An `SNSClient` (construct it in the handler; give it `maxAttempts: 1`, the alerter retries). */
-  sns: SnsPublisher;
+  /**
+   * An `SNSClient` (construct it in the handler; `maxAttempts: 1` leaves retries to the
+   * alerter). Needed only with a topic.
+   */
+  sns?: SnsPublisher | undefined;
   /** Unset: nothing is published, outcomes are logged (local mode prints them). */
   topicArn?: string | undefined;
   /** Open alerts between runs: the repository, or an in-memory store in tests. */
@@ -140,6 +143,12 @@ const worstPerKind = (active: readonly AlertCondition[]): Map<string, AlertCondi
  * const outcomes = await alerter.reconcile(report.target, report.conditions);
  */
 export const createAlerter = (deps: AlerterDeps): Alerter => {
+  const sns = deps.sns;
+  if (deps.topicArn && !sns) {
+    throw new AlertError('ALERT_INVALID', 'createAlerter: a topicArn needs an sns client', {
+      details: { topicArn: deps.topicArn },
+    });
+  }
   const now = deps.now ?? (() => new Date());
   const metrics = deps.metrics ?? noMetrics;
   const retryOptions = Object.freeze({
@@ -154,10 +163,10 @@ export const createAlerter = (deps: AlerterDeps): Alerter => {
   const deliver = async (
     announcement: AlertAnnouncement,
   ): Promise<Pick<AlertOutcome, 'delivery' | 'messageId' | 'attempts' | 'error'>> => {
-    if (!deps.topicArn) return { delivery: 'log', attempts: 0 };
+    if (!deps.topicArn || !sns) return { delivery: 'log', attempts: 0 };
     try {
       const input = buildPublishInput(deps.topicArn, announcement);
-      const { messageId, attempts } = await publishWithRetry(deps.sns, input, retryOptions);
+      const { messageId, attempts } = await publishWithRetry(sns, input, retryOptions);
       metrics.addMetric('AlertsPublished', MetricUnit.Count, 1);
       return messageId === undefined
         ? { delivery: 'sns', attempts }

@@ -482,3 +482,18 @@ describe('createAlerter().reconcile', () => {
     expect(published()).toEqual([]);
   });
 });
+
+describe('createAlerter', () => {
+  it('refuses a topic without an SNS client', () => {
+    // Act
+    const create = () =>
+      createAlerter({
+        topicArn: TOPIC,
+        store: createMemoryAlertStateStore(),
+        cooldownMs: COOLDOWN_MS,
+        logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      });
+    // Assess
+    expect(create).toThrow(AlertError);
+  });
+});
