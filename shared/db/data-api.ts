@@ -206,7 +206,10 @@ export const mapDataApiError = (err: unknown): Error => {
       .slice(0, at)
       .replace(/^ERROR:\s*/, '')
       .replace(/;\s*$/, '');
-    return mapDbError(Object.assign(new Error(text), { code: sqlState }));
+    const mapped = mapDbError(Object.assign(new Error(text), { code: sqlState }));
+    // The cause is the Data API's own error (request id, metadata), not the stand-in.
+    Object.defineProperty(mapped, 'cause', { value: err, configurable: true, writable: true });
+    return mapped;
   }
   return mapDbError(err);
 };

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import type { AlertCondition } from '#shared/alerts';
+import { DEFAULT_HEALTH_THRESHOLDS } from '#shared/analysis';
+import type { Queryable } from '#shared/db';
+import { DatabaseUnavailableError, SqlSyntaxError } from '#shared/errors';
+import { noMetrics } from '#shared/metrics';
+import {
+  type CollectMetricsDeps,
+  collectMetrics,
+  DEFAULT_FINDING_THRESHOLDS,
+  type StatsRepository,
+  type StatsTarget,
+} from '#shared/stats';
+import { ACTIVITY_SQL, SERVER_SQL } from '../../../shared/stats/catalog.ts';
+
+const logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A server that answers the catalog reads: 95 of 100 connections in use, nothing else. */
+const busyServer: Queryable = {
+  query: async <R>(sql: string) => {
+    if (sql === SERVER_SQL) {
+      return {
+        rows: [
+          {
+            server_version_num: 150_004,
+            database: 'app',
+            in_recovery: false,
+            server_started_at: '2026-11-20 00:00:00+00',
+          },
+        ] as R[],
+      };
+    }
+    if (sql === ACTIVITY_SQL) return { rows: [{ connections: 94, max_connections: 100 }] as R[] };
+    return { rows: [] as R[] };
+  },
+};
+
+const target = (name: string, read: () => Promise<never> | undefined): StatsTarget => ({
+  name,
+  database: 'app',
+  readOnly: async (_timeoutMs, work) => (await read()) ?? work(busyServer),
+});
+
+const memoryRepository = (failWrites = false): StatsRepository => {
+  const snapshots = new Map<string, unknown>();
+  return {
+    loadSnapshot: async (t, kind) => snapshots.get(`${t}/${kind}`) as never,
+    saveSnapshot: async (s) => {
+      if (failWrites) throw new Error('repository down');
+      snapshots.set(`${s.target}/${s.kind}`, s);
+    },
+    recordMetrics: async () => undefined,
+    metricSeries: async () => [],
+    pruneMetrics: async () => 0,
+  };
+};
+
+const deps = (targets: StatsTarget[], repository = memoryRepository()) => {
+  const reconciled: { target: string; conditions: AlertCondition[]; partial?: boolean }[] = [];
+  const published: { target: string; values: Record<string, number> }[] = [];
+  const d: CollectMetricsDeps = {
+    targets,
+    repository,
+    alerter: {
+      reconcile: async (t, conditions, options) => {
+        reconciled.push({ target: t, conditions, partial: options?.partial });
+        return [];
+      },
+    },
+    publisher: { publish: (dims, values) => published.push({ target: dims.target, values }) },
+    metrics: noMetrics,
+    logger,
+    thresholds: DEFAULT_HEALTH_THRESHOLDS,
+    settings: {
+      readTimeoutMs: 1_000,
+      explainTimeoutMs: 1_000,
+      historyDays: 1,
+      trendWindowMinutes: 60,
+      trendMinConfidence: 0.99,
+      slowQueries: { topN: 5, minMeanMs: 0, minCalls: 1 },
+      findings: DEFAULT_FINDING_THRESHOLDS,
+    },
+  };
+  return { d, reconciled, published };
+};
+
+describe('collectMetrics', () => {
+  it('raises unreachable (partial, so other open alerts stay) and still evaluates the healthy target', async () => {
+    // Prepare
+    const { d, reconciled, published } = deps([
+      target('down', () =>
+        Promise.reject(new DatabaseUnavailableError('The database is unavailable')),
+      ),
+      target('up', () => undefined),
+    ]);
+    // Act
+    const run = await collectMetrics(d);
+    // Assess
+    expect(run.targets.map((t) => t.status)).toEqual(['unreachable', 'collected']);
+    expect(reconciled[0]).toMatchObject({
+      target: 'down',
+      partial: true,
+      conditions: [{ kind: 'unreachable', severity: 'CRITICAL' }],
+    });
+    expect(reconciled[1]?.partial).toBe(false);
+    expect(reconciled[1]?.conditions.map((c) => c.kind)).toContain('connections');
+    expect(published).toContainEqual({ target: 'down', values: { TargetUp: 0 } });
+  });
+
+  it('reports a failed read that is not a connection problem as collect_failed WARNING', async () => {
+    // Prepare
+    const denied = new SqlSyntaxError(
+      'SQL_INSUFFICIENT_PRIVILEGE',
+      'permission denied for view pg_stat_replication',
+    );
+    const { d, reconciled } = deps([target('t', () => Promise.reject(denied))]);
+    // Act
+    const run = await collectMetrics(d);
+    // Assess
+    expect(run.targets[0]?.status).toBe('failed');
+    expect(reconciled[0]).toMatchObject({
+      partial: true,
+      conditions: [{ kind: 'collect_failed', severity: 'WARNING' }],
+    });
+  });
+
+  it('keeps the health verdict when the repository cannot store history', async () => {
+    // Prepare
+    const { d, reconciled } = deps([target('t', () => undefined)], memoryRepository(true));
+    // Act
+    const run = await collectMetrics(d);
+    // Assess
+    expect(run.targets[0]?.status).toBe('collected');
+    expect(run.targets[0]?.error?.message).toBe('repository down');
+    expect(run.targets[0]?.health?.bottleneck).toBe('connections');
+    expect(reconciled[0]?.conditions.map((c) => c.kind)).toContain('connections');
+  });
+});
