@@ -39,7 +39,7 @@ describe('catalog SQL', () => {
   it('marks every catalog statement with /* dbopt */ right after its first keyword', () => {
     // Prepare
     const texts = [
-      ...Object.values(catalog).filter((v): v is string => typeof v === 'string'),
+      ...(Object.values(catalog) as unknown[]).filter((v): v is string => typeof v === 'string'),
       statementsSqlFor(statementColumnsFor(150_000, '1.10')),
       statementTotalsSqlFor(statementColumnsFor(150_000, '1.10')),
     ];
