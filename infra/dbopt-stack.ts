@@ -1,81 +1,261 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { InfraConfig } from './config.ts';
+import { Alerts } from './constructs/alerts.ts';
 import { CacheSweeper } from './constructs/cache-sweeper.ts';
-import type { DatabaseAccess } from './constructs/database-access.ts';
+import { Database } from './constructs/database.ts';
+import {
+  type DatabaseAccess,
+  type DatabaseConnection,
+  directAsAccess,
+  iamConnection,
+  plainConnection,
+} from './constructs/database-access.ts';
 import { Network } from './constructs/network.ts';
+import { Observability, type ObservedDatabase } from './constructs/observability.ts';
+import { type DataApiAccess, Pipeline } from './constructs/pipeline.ts';
 import { QueryApi } from './constructs/query-api.ts';
-import { ResultCache } from './constructs/result-cache.ts';
+import { plainRedis, type RedisEndpoint, ResultCache } from './constructs/result-cache.ts';
+import { functionEntry } from './paths.ts';
+
+/** Every dbopt Lambda, by folder name under functions/. */
+export const FUNCTION_NAMES = [
+  'query',
+  'cache-sweeper',
+  'collect-metrics',
+  'collect-slow-queries',
+  'optimize',
+] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 export interface DboptStackProps extends Omit<StackProps, 'env'> {
   readonly config: InfraConfig;
+  /** Entry file per function. @default functions/<name>/handler.ts */
+  readonly entries?: Partial<Record<FunctionName, string>>;
 }
+
+/** Name of the primary target (CACHE_TARGET default; the collectors' `target` dimension). */
+export const PRIMARY_TARGET = 'primary';
 
 /**
  * The whole platform in one stack, one construct per concern. Account, region and
  * availability zones are fixed from configuration, so synthesis never asks AWS for anything.
+ *
+ * profile=aws: VPC (isolated subnets + interface endpoints), PostgreSQL (managed Aurora/RDS
+ * with RDS Proxy, or an existing proxy), ElastiCache, query API, cache sweeper, pipeline,
+ * alerts and observability. profile=localstack: the same functions, API, SNS, SQS, Scheduler
+ * and alarms without VPC, RDS, RDS Proxy or ElastiCache (paid LocalStack features); the
+ * database and Redis are plain URLs from context.
  */
 export class DboptStack extends Stack {
-  readonly network: Network;
-  readonly resultCache: ResultCache;
+  readonly network?: Network;
+  readonly database?: Database;
+  readonly resultCache?: ResultCache;
+  readonly alerts: Alerts;
   readonly queryApi: QueryApi;
-  readonly cacheSweeper: CacheSweeper;
+  readonly cacheSweeper?: CacheSweeper;
+  readonly pipeline: Pipeline;
+  readonly observability: Observability;
   private readonly fixedAvailabilityZones: string[];
 
   constructor(scope: Construct, id: string, props: DboptStackProps) {
-    const { config, ...stackProps } = props;
+    const { config, entries = {}, ...stackProps } = props;
     super(scope, id, {
       ...stackProps,
       env: { account: config.account, region: config.region },
     });
     this.fixedAvailabilityZones = [...config.availabilityZones];
+    Tags.of(this).add('dbopt:environment', config.environmentName);
+    const entryOf = (name: FunctionName) => entries[name] ?? functionEntry(name);
+    const localstack = config.profile === 'localstack';
+    const managed = !localstack && config.database.mode === 'managed';
 
-    this.network = new Network(this, 'Network', {
-      cidr: config.vpcCidr,
-      flowLogRetention: config.logRetentionDays,
-    });
+    if (!localstack) {
+      this.network = new Network(this, 'Network', {
+        cidr: config.vpcCidr,
+        flowLogRetention: config.logRetentionDays,
+        rdsDataEndpoint: managed && config.database.engine !== 'rds',
+      });
+    }
+    const vpc = this.network?.vpc;
+    const vpcProps = vpc ? { vpc } : {};
 
-    const database: DatabaseAccess = {
-      proxyEndpoint: config.dbProxyEndpoint,
-      proxyResourceId: config.dbProxyResourceId,
-      databaseName: config.dbName,
-    };
+    this.alerts = new Alerts(this, 'Alerts', { subscriptions: config.alertSubscriptions });
 
-    this.resultCache = new ResultCache(this, 'ResultCache', {
-      vpc: this.network.vpc,
-      nodeType: config.cacheNodeType,
-      nodes: config.cacheNodes,
-    });
+    // ── database targets ──
+    let viaProxy: DatabaseConnection;
+    let direct: DatabaseConnection;
+    let dataApi: DataApiAccess | undefined;
+    let observed: ObservedDatabase[];
+    if (localstack) {
+      viaProxy = plainConnection(config.localstack.databaseUrl);
+      direct = viaProxy;
+      observed = [{ name: PRIMARY_TARGET, dimension: {} }];
+    } else if (managed && vpc) {
+      this.database = new Database(this, 'Database', {
+        vpc,
+        settings: config.database,
+        targets: [PRIMARY_TARGET, ...config.shards],
+        databaseName: config.dbName,
+        proxyUsers: [...new Set([config.dbUser, config.sweeperDbUser, config.collectorDbUser])],
+        alertTopic: this.alerts.topic,
+        logRetention: config.logRetentionDays,
+      });
+      const [primary, ...shards] = this.database.targets;
+      if (!primary) throw new Error('the database construct returned no primary');
+      viaProxy = iamConnection(
+        this,
+        primary.proxy,
+        shards.map((s) => ({ name: s.name, access: s.proxy })),
+      );
+      direct = iamConnection(
+        this,
+        directAsAccess(primary.direct),
+        shards.map((s) => ({ name: s.name, access: directAsAccess(s.direct) })),
+      );
+      dataApi = primary.clusterArn
+        ? { clusterArn: primary.clusterArn, secret: primary.secret, databaseName: config.dbName }
+        : undefined;
+      observed = this.database.targets.map((t) => ({
+        name: t.name,
+        dimension: t.metricDimension,
+        proxyName: t.dbProxy.dbProxyName,
+      }));
+    } else {
+      const proxy: DatabaseAccess = {
+        proxyEndpoint: config.dbProxyEndpoint,
+        proxyResourceId: config.dbProxyResourceId,
+        databaseName: config.dbName,
+      };
+      viaProxy = iamConnection(this, proxy);
+      direct = iamConnection(this, {
+        proxyEndpoint: config.dbEndpoint,
+        proxyResourceId: config.dbResourceId,
+        databaseName: config.dbName,
+      });
+      observed = [{ name: PRIMARY_TARGET, dimension: {} }];
+    }
 
+    // ── cache ──
+    let redis: RedisEndpoint | undefined;
+    if (localstack) {
+      redis = config.localstack.redisUrl ? plainRedis(config.localstack.redisUrl) : undefined;
+    } else if (vpc) {
+      this.resultCache = new ResultCache(this, 'ResultCache', {
+        vpc,
+        nodeType: config.cacheNodeType,
+        nodes: config.cacheNodes,
+        authToken: config.cacheAuth,
+      });
+      redis = this.resultCache;
+    }
+
+    // ── API ──
     this.queryApi = new QueryApi(this, 'QueryApi', {
-      vpc: this.network.vpc,
-      database,
+      ...vpcProps,
+      database: viaProxy,
       dbUser: config.dbUser,
-      cache: this.resultCache,
+      ...(redis ? { cache: redis } : {}),
       logRetention: config.logRetentionDays,
       throttle: {
         rateLimit: config.apiThrottleRateLimit,
         burstLimit: config.apiThrottleBurstLimit,
       },
       cloudWatchRole: config.apiGatewayCloudWatchRole,
+      writesAllowed: config.features.writesAllowed,
+      entry: entryOf('query'),
       ...(config.queryReservedConcurrency === undefined
         ? {}
         : { reservedConcurrency: config.queryReservedConcurrency }),
     });
 
-    this.cacheSweeper = new CacheSweeper(this, 'CacheSweeper', {
-      vpc: this.network.vpc,
-      database,
-      dbUser: config.sweeperDbUser,
-      cache: this.resultCache,
-      sweepIntervalMs: config.cacheSweepIntervalMs,
+    if (redis) {
+      this.cacheSweeper = new CacheSweeper(this, 'CacheSweeper', {
+        ...vpcProps,
+        database: viaProxy,
+        dbUser: config.sweeperDbUser,
+        cache: redis,
+        sweepIntervalMs: config.cacheSweepIntervalMs,
+        logRetention: config.logRetentionDays,
+        entry: entryOf('cache-sweeper'),
+      });
+    }
+
+    // ── pipeline ──
+    this.pipeline = new Pipeline(this, 'Pipeline', {
+      ...vpcProps,
+      viaProxy,
+      direct,
+      ...(dataApi ? { dataApi } : {}),
+      alerts: this.alerts,
+      collectorDbUser: config.collectorDbUser,
+      advisorDbUser: config.advisorDbUser,
+      schedules: config.schedules,
+      optimizerTimeout: Duration.seconds(config.optimizerTimeoutSeconds),
+      maxReceiveCount: config.optimizerMaxReceiveCount,
+      statsSource: config.statsSource,
+      autoApplyIndexes: config.features.autoApplyIndexes,
       logRetention: config.logRetentionDays,
+      entries: {
+        collectMetrics: entryOf('collect-metrics'),
+        collectSlowQueries: entryOf('collect-slow-queries'),
+        optimize: entryOf('optimize'),
+      },
+    });
+
+    // ── observability ──
+    this.observability = new Observability(this, 'Observability', {
+      dashboardName: `dbopt-${config.environmentName}`,
+      alertTopic: this.alerts.topic,
+      thresholds: config.thresholds,
+      queryFunction: this.queryApi.handler,
+      queryService: this.queryApi.handler.serviceName,
+      apiName: this.queryApi.api.restApiName,
+      apiStage: this.queryApi.api.deploymentStage.stageName,
+      collectors: [this.pipeline.collectMetrics, this.pipeline.collectSlowQueries],
+      collectMetricsService: this.pipeline.collectMetrics.serviceName,
+      optimizer: this.pipeline.optimize,
+      slowQueryQueue: this.pipeline.slowQueryQueue,
+      deadLetterQueues: [
+        { label: 'scheduler DLQ', queue: this.pipeline.scheduleDlq },
+        { label: 'slow-query DLQ', queue: this.pipeline.slowQueryDlq },
+      ],
+      databases: observed,
+      databaseName: localstack ? databaseNameOf(config.localstack.databaseUrl) : config.dbName,
     });
 
     new CfnOutput(this, 'QueryUrl', {
       description: 'POST /query (SigV4-signed, service execute-api)',
       value: this.queryApi.queryUrl,
     });
+    new CfnOutput(this, 'ApiUrl', {
+      description: 'Stage URL: POST /query, GET /health',
+      value: this.queryApi.api.url,
+    });
+    new CfnOutput(this, 'AlertTopicArn', {
+      description: 'SNS topic of alerts, suggestions, alarms and RDS events',
+      value: this.alerts.topic.topicArn,
+    });
+    new CfnOutput(this, 'DashboardUrl', {
+      description: 'CloudWatch dashboard',
+      value: this.observability.dashboardUrl,
+    });
+    new CfnOutput(this, 'SlowQueryQueueUrl', { value: this.pipeline.slowQueryQueue.queueUrl });
+    for (const target of this.database?.targets ?? []) {
+      const suffix = target.name === PRIMARY_TARGET ? '' : `-${target.name}`;
+      new CfnOutput(this, `ProxyEndpoint${target.name}`, {
+        description: `RDS Proxy endpoint${suffix} (IAM auth, TLS)`,
+        value: target.proxy.proxyEndpoint,
+      });
+      new CfnOutput(this, `WriterEndpoint${target.name}`, {
+        description: `Writer endpoint${suffix} (optimizer, migrations)`,
+        value: target.direct.endpoint,
+      });
+      new CfnOutput(this, `AdminSecretArn${target.name}`, {
+        description: `Admin credentials${suffix} (rotated)`,
+        value: target.secret.secretArn,
+      });
+    }
   }
 
   /**
@@ -86,3 +266,7 @@ export class DboptStack extends Stack {
     return this.fixedAvailabilityZones;
   }
 }
+
+/** The database name in a postgres:// URL (the collectors' `database` dimension). */
+const databaseNameOf = (url: string): string =>
+  decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';

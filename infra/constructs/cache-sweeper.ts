@@ -1,17 +1,13 @@
 import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
 import { functionEntry } from '../paths.ts';
-import {
-  type DatabaseAccess,
-  databaseEnvironment,
-  grantDatabaseConnect,
-} from './database-access.ts';
+import type { DatabaseConnection } from './database-access.ts';
 import { DboptFunction } from './dbopt-function.ts';
-import type { ResultCache } from './result-cache.ts';
+import type { RedisEndpoint } from './result-cache.ts';
 
 /** EventBridge Scheduler's finest rate: the sweeper is started once a minute. */
 export const SWEEPER_SCHEDULE = scheduler.ScheduleExpression.rate(Duration.minutes(1));
@@ -23,11 +19,13 @@ export const SWEEPER_SCHEDULE = scheduler.ScheduleExpression.rate(Duration.minut
 export const SWEEPER_FUNCTION_TIMEOUT = Duration.seconds(70);
 
 export interface CacheSweeperProps {
-  readonly vpc: ec2.IVpc;
-  readonly database: DatabaseAccess;
+  /** @default - outside any VPC (LocalStack) */
+  readonly vpc?: ec2.IVpc;
+  /** The primary (and shards) through RDS Proxy, or a plain URL (LocalStack). */
+  readonly database: DatabaseConnection;
   /** Database role the sweeper connects as (reads pg_stat_user_tables and pg_class only). */
   readonly dbUser: string;
-  readonly cache: ResultCache;
+  readonly cache: RedisEndpoint;
   /** CACHE_SWEEP_INTERVAL_MS of the handler. */
   readonly sweepIntervalMs: number;
   readonly logRetention: logs.RetentionDays;
@@ -56,22 +54,18 @@ export class CacheSweeper extends Construct {
       entry: props.entry ?? functionEntry('cache-sweeper'),
       description: 'dbopt cache sweeper: bumps cache versions of tables written out of band',
       serviceName: 'dbopt-cache-sweeper',
-      vpc: props.vpc,
+      ...(props.vpc ? { vpc: props.vpc } : {}),
       memorySizeMb: 256,
       timeout: SWEEPER_FUNCTION_TIMEOUT,
       logRetention: props.logRetention,
       environment: {
-        ...databaseEnvironment(props.database, props.dbUser),
+        ...props.database.environmentFor(props.dbUser),
         REDIS_URL: props.cache.redisUrl,
         CACHE_SWEEP_INTERVAL_MS: String(props.sweepIntervalMs),
       },
     });
-    this.handler.allowEgressInVpc(
-      ec2.Port.tcp(props.database.port ?? 5432),
-      'PostgreSQL (RDS Proxy) inside the VPC',
-    );
     props.cache.allowFrom(this.handler);
-    grantDatabaseConnect(this, this.handler.role, props.database, props.dbUser);
+    props.database.connect(this.handler, props.dbUser);
     // A failed or throttled run is replaced by next minute's, not retried on top of it.
     this.handler.fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
 

@@ -16,7 +16,8 @@ export interface DboptFunctionProps {
   readonly description: string;
   /** Powertools service name, also exported as SERVICE_NAME for `shared/config`. */
   readonly serviceName: string;
-  readonly vpc: ec2.IVpc;
+  /** @default - outside any VPC (the LocalStack profile) */
+  readonly vpc?: ec2.IVpc;
   /** Function-specific variables; merged over the common ones. */
   readonly environment?: Readonly<Record<string, string>>;
   /** @default 512 */
@@ -44,43 +45,33 @@ export interface DboptFunctionProps {
 export class DboptFunction extends Construct {
   readonly fn: NodejsFunction;
   readonly role: iam.Role;
-  readonly securityGroup: ec2.SecurityGroup;
+  /** Undefined outside a VPC. */
+  readonly securityGroup?: ec2.SecurityGroup;
   readonly logGroup: logs.LogGroup;
-  private readonly vpc: ec2.IVpc;
+  /** Powertools service name: the `service` dimension of the function's EMF metrics. */
+  readonly serviceName: string;
+  private readonly vpc?: ec2.IVpc;
 
   constructor(scope: Construct, id: string, props: DboptFunctionProps) {
     super(scope, id);
     this.vpc = props.vpc;
+    this.serviceName = props.serviceName;
 
     this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention });
 
-    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: props.vpc,
-      description: `${props.serviceName} Lambda: egress limited to the ports added explicitly`,
-      allowAllOutbound: false,
-    });
+    if (props.vpc) {
+      this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+        vpc: props.vpc,
+        description: `${props.serviceName} Lambda: egress limited to the ports added explicitly`,
+        allowAllOutbound: false,
+      });
+    }
 
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `Execution role of the ${props.serviceName} Lambda`,
       inlinePolicies: {
-        // What AWSLambdaVPCAccessExecutionRole grants, minus logs on every log group.
-        // https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html
-        VpcNetworkInterfaces: new iam.PolicyDocument({
-          statements: [
-            new iam.PolicyStatement({
-              actions: [
-                'ec2:CreateNetworkInterface',
-                'ec2:DescribeNetworkInterfaces',
-                'ec2:DescribeSubnets',
-                'ec2:DeleteNetworkInterface',
-                'ec2:AssignPrivateIpAddresses',
-                'ec2:UnassignPrivateIpAddresses',
-              ],
-              resources: ['*'],
-            }),
-          ],
-        }),
+        ...(props.vpc ? { VpcNetworkInterfaces: vpcNetworkInterfacesPolicy() } : {}),
         Logs: new iam.PolicyDocument({
           statements: [
             new iam.PolicyStatement({
@@ -92,13 +83,14 @@ export class DboptFunction extends Construct {
       },
     });
     // On the CfnRole itself (not the Role construct) so it does not also cover DefaultPolicy.
-    Validations.of(this.role.node.defaultChild ?? this.role).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'VPC network-interface management: ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets ' +
-        'only work on "*", and Lambda creates the ENIs on the function\'s behalf before their ids ' +
-        'exist. Same actions as AWSLambdaVPCAccessExecutionRole, without its logs:* on "*".',
-    });
+    if (props.vpc)
+      Validations.of(this.role.node.defaultChild ?? this.role).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'VPC network-interface management: ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets ' +
+          'only work on "*", and Lambda creates the ENIs on the function\'s behalf before their ids ' +
+          'exist. Same actions as AWSLambdaVPCAccessExecutionRole, without its logs:* on "*".',
+      });
 
     this.fn = new NodejsFunction(this, 'Function', {
       entry: props.entry,
@@ -111,9 +103,13 @@ export class DboptFunction extends Construct {
       role: this.role,
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
-      vpc: props.vpc,
-      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
-      securityGroups: [this.securityGroup],
+      ...(props.vpc && this.securityGroup
+        ? {
+            vpc: props.vpc,
+            vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+            securityGroups: [this.securityGroup],
+          }
+        : {}),
       ...(props.reservedConcurrency === undefined
         ? {}
         : { reservedConcurrentExecutions: props.reservedConcurrency }),
@@ -149,9 +145,31 @@ export class DboptFunction extends Construct {
 
   /** Lets the function open TCP connections to `port` anywhere inside its VPC. */
   allowEgressInVpc(port: ec2.Port, description: string): void {
+    if (!this.vpc || !this.securityGroup) return;
     this.securityGroup.addEgressRule(ec2.Peer.ipv4(this.vpc.vpcCidrBlock), port, description);
   }
 }
+
+/**
+ * What AWSLambdaVPCAccessExecutionRole grants, minus logs on every log group.
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html
+ */
+const vpcNetworkInterfacesPolicy = (): iam.PolicyDocument =>
+  new iam.PolicyDocument({
+    statements: [
+      new iam.PolicyStatement({
+        actions: [
+          'ec2:CreateNetworkInterface',
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DescribeSubnets',
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        resources: ['*'],
+      }),
+    ],
+  });
 
 /**
  * ESM bundle for Node 22, built by the local esbuild (never Docker).

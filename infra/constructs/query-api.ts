@@ -1,16 +1,12 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { functionEntry } from '../paths.ts';
-import {
-  type DatabaseAccess,
-  databaseEnvironment,
-  grantDatabaseConnect,
-} from './database-access.ts';
+import type { DatabaseConnection } from './database-access.ts';
 import { DboptFunction } from './dbopt-function.ts';
-import type { ResultCache } from './result-cache.ts';
+import type { RedisEndpoint } from './result-cache.ts';
 
 /** Longest query a caller may ask for; the handler enforces it on the client side. */
 export const QUERY_MAX_TIMEOUT_MS = 8_000;
@@ -20,8 +16,10 @@ export const QUERY_FUNCTION_TIMEOUT = Duration.seconds(10);
 const SQL_MAX_LENGTH = 16_384;
 
 export interface QueryApiProps {
-  readonly vpc: ec2.IVpc;
-  readonly database: DatabaseAccess;
+  /** @default - outside any VPC (LocalStack) */
+  readonly vpc?: ec2.IVpc;
+  /** The primary (and shards) through RDS Proxy, or a plain URL (LocalStack). */
+  readonly database: DatabaseConnection;
   /** Database role the query API connects as. */
   readonly dbUser: string;
   readonly logRetention: logs.RetentionDays;
@@ -30,7 +28,9 @@ export interface QueryApiProps {
   readonly cloudWatchRole: boolean;
   readonly reservedConcurrency?: number;
   /** The result cache's Redis tier. @default - none: the in-process L1 cache only */
-  readonly cache?: ResultCache;
+  readonly cache?: RedisEndpoint;
+  /** QUERY_ALLOW_WRITES (feature flag writesAllowed). @default false */
+  readonly writesAllowed?: boolean;
   /** @default functions/query/handler.ts */
   readonly entry?: string;
 }
@@ -53,7 +53,7 @@ export class QueryApi extends Construct {
       entry: props.entry ?? functionEntry('query'),
       description: 'dbopt query API: POST /query, one parameterized statement per request',
       serviceName: 'dbopt-query',
-      vpc: props.vpc,
+      ...(props.vpc ? { vpc: props.vpc } : {}),
       memorySizeMb: 512,
       timeout: QUERY_FUNCTION_TIMEOUT,
       logRetention: props.logRetention,
@@ -62,8 +62,9 @@ export class QueryApi extends Construct {
         ? {}
         : { reservedConcurrency: props.reservedConcurrency }),
       environment: {
-        ...databaseEnvironment(props.database, props.dbUser),
+        ...props.database.environmentFor(props.dbUser),
         QUERY_MAX_TIMEOUT_MS: String(QUERY_MAX_TIMEOUT_MS),
+        QUERY_ALLOW_WRITES: String(props.writesAllowed ?? false),
         // Connect + the longest statement stays inside the function timeout; the handler also
         // trims each statement's limit to the invocation's remaining time.
         DB_CONNECT_TIMEOUT_MS: '1500',
@@ -71,11 +72,7 @@ export class QueryApi extends Construct {
       },
     });
     props.cache?.allowFrom(this.handler);
-    this.handler.allowEgressInVpc(
-      ec2.Port.tcp(props.database.port ?? 5432),
-      'PostgreSQL (RDS Proxy) inside the VPC',
-    );
-    grantDatabaseConnect(this, this.handler.role, props.database, props.dbUser);
+    props.database.connect(this.handler, props.dbUser);
 
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
 

@@ -1,6 +1,7 @@
 import { Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { DboptFunction } from './dbopt-function.ts';
 
@@ -9,6 +10,19 @@ export const REDIS_PORT = 6379;
 /** Redis OSS engine version and the parameter group family that goes with it. */
 const ENGINE_VERSION = '7.1';
 const PARAMETER_GROUP_FAMILY = 'redis7';
+
+/** Where the functions find Redis: the managed cache, or a plain URL (LocalStack). */
+export interface RedisEndpoint {
+  readonly redisUrl: string;
+  /** Opens the network path from `fn` (no-op outside a VPC). */
+  allowFrom(fn: DboptFunction): void;
+}
+
+/** A Redis the stack does not manage (LocalStack profile): nothing to open. */
+export const plainRedis = (redisUrl: string): RedisEndpoint => ({
+  redisUrl,
+  allowFrom: () => undefined,
+});
 
 export interface ResultCacheProps {
   readonly vpc: ec2.IVpc;
@@ -19,6 +33,11 @@ export interface ResultCacheProps {
    * for development only.
    */
   readonly nodes: number;
+  /**
+   * Require Redis AUTH with a token generated into Secrets Manager.
+   * @default true
+   */
+  readonly authToken?: boolean;
 }
 
 /**
@@ -30,12 +49,17 @@ export interface ResultCacheProps {
  * TTL (result entries, locks), never the table version keys (no TTL), so a full cache can
  * not forget a version and serve an entry that the lost bump should have invalidated.
  */
-export class ResultCache extends Construct {
+export class ResultCache extends Construct implements RedisEndpoint {
   readonly replicationGroup: elasticache.CfnReplicationGroup;
   readonly securityGroup: ec2.SecurityGroup;
   readonly subnetGroup: elasticache.CfnSubnetGroup;
   readonly parameterGroup: elasticache.CfnParameterGroup;
-  /** `rediss://<primary endpoint>:6379`: the REDIS_URL of every client. */
+  /** The AUTH token (JSON key `token`), when AUTH is on. */
+  readonly authSecret?: secretsmanager.Secret;
+  /**
+   * `rediss://[:<token>@]<primary endpoint>:6379`: the REDIS_URL of every client. The token is
+   * a CloudFormation dynamic reference, resolved at deploy time (never in the template).
+   */
   readonly redisUrl: string;
 
   constructor(scope: Construct, id: string, props: ResultCacheProps) {
@@ -59,6 +83,28 @@ export class ResultCache extends Construct {
       properties: { 'maxmemory-policy': 'volatile-lru' },
     });
 
+    if (props.authToken ?? true) {
+      this.authSecret = new secretsmanager.Secret(this, 'AuthToken', {
+        description: 'dbopt result cache: Redis AUTH token',
+        // ElastiCache tokens: 16–128 printable characters without @ " /; alphanumerics also
+        // need no escaping in the rediss:// URL.
+        generateSecretString: {
+          secretStringTemplate: '{}',
+          generateStringKey: 'token',
+          excludePunctuation: true,
+          passwordLength: 64,
+        },
+      });
+      Validations.of(this.authSecret).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'ElastiCache AUTH tokens have no Secrets Manager rotation template; rotating means ' +
+          'ModifyReplicationGroup with AuthTokenUpdateStrategy ROTATE and then SET, which the ' +
+          'README documents as a runbook. Access is also confined by security groups and TLS.',
+      });
+    }
+    const token = this.authSecret?.secretValueFromJson('token').unsafeUnwrap();
+
     this.replicationGroup = new elasticache.CfnReplicationGroup(this, 'ReplicationGroup', {
       replicationGroupDescription: 'dbopt result cache (L2)',
       engine: 'redis',
@@ -75,26 +121,26 @@ export class ResultCache extends Construct {
       transitEncryptionEnabled: true,
       atRestEncryptionEnabled: true,
       autoMinorVersionUpgrade: true,
+      ...(token ? { authToken: token } : {}),
     });
 
-    this.redisUrl = `rediss://${this.replicationGroup.attrPrimaryEndPointAddress}:${REDIS_PORT}`;
+    const credentials = token ? `:${token}@` : '';
+    this.redisUrl = `rediss://${credentials}${this.replicationGroup.attrPrimaryEndPointAddress}:${REDIS_PORT}`;
 
-    Validations.of(this.replicationGroup).acknowledge(
-      {
-        id: 'AwsSolutions-AEC5',
-        reason:
-          'Default port 6379: the cache is in isolated subnets and its security group admits ' +
-          'only the dbopt functions allowed explicitly, so moving the port hides nothing.',
-      },
-      {
+    Validations.of(this.replicationGroup).acknowledge({
+      id: 'AwsSolutions-AEC5',
+      reason:
+        'Default port 6379: the cache is in isolated subnets and its security group admits ' +
+        'only the dbopt functions allowed explicitly, so moving the port hides nothing.',
+    });
+    if (!token) {
+      Validations.of(this.replicationGroup).acknowledge({
         id: 'AwsSolutions-AEC6',
         reason:
-          'No Redis AUTH token yet: access is confined by the security group (only the query ' +
-          'and sweeper functions, from isolated subnets with no internet path) and TLS is ' +
-          'required. A token needs Secrets Manager, rotation and a client change; RBAC with ' +
-          'IAM authentication is the planned replacement.',
-      },
-    );
+          'cacheAuth=false chosen in context: access is confined by the security group (only ' +
+          'the dbopt functions, from isolated subnets with no internet path) and TLS is required.',
+      });
+    }
     if (!multiNode) {
       Validations.of(this.replicationGroup).acknowledge({
         id: 'AwsSolutions-AEC4',
@@ -108,6 +154,7 @@ export class ResultCache extends Construct {
 
   /** Lets `fn` connect to the cache: ingress on the cache's group, egress on the function's. */
   allowFrom(fn: DboptFunction): void {
+    if (!fn.securityGroup) return;
     this.securityGroup.connections.allowFrom(
       fn.securityGroup,
       ec2.Port.tcp(REDIS_PORT),

@@ -114,8 +114,9 @@ describe('offline synthesis', () => {
     // Act
     const logGroups = Object.values(Template.fromStack(stack).findResources('AWS::Logs::LogGroup'));
 
-    // Assess: query and sweeper Lambda logs, API access logs, VPC flow logs
-    expect(logGroups).toHaveLength(4);
+    // Assess: query, sweeper, collect-metrics, collect-slow-queries and optimize Lambda logs,
+    // API access logs, VPC flow logs (RDS creates its own export groups, see database tests)
+    expect(logGroups).toHaveLength(7);
     for (const group of logGroups) expect(group.Properties.RetentionInDays).toBe(14);
   });
 });

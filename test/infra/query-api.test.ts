@@ -59,6 +59,7 @@ beforeAll(() => {
     context: {
       dbProxyEndpoint: 'dbopt.proxy-abc.us-east-1.rds.amazonaws.com',
       dbProxyResourceId: 'prx-0123456789abcdef0',
+      database: { mode: 'existing' },
       dbUser: 'api_reader',
       sweeperDbUser: 'cache_sweeper',
     },
@@ -97,13 +98,15 @@ describe('query Lambda', () => {
     });
   });
 
-  it('uses the result cache over TLS (rediss://<primary endpoint>:6379)', () => {
+  it('uses the result cache over TLS with the AUTH token resolved at deploy time', () => {
     const props = queryFunction();
     expect(props.Environment.Variables.REDIS_URL).toEqual({
       'Fn::Join': [
         '',
         [
-          'rediss://',
+          'rediss://:{{resolve:secretsmanager:',
+          { Ref: expect.stringMatching(/^ResultCacheAuthToken/) },
+          ':SecretString:token::}}@',
           { 'Fn::GetAtt': [expect.stringMatching(/^ResultCache/), 'PrimaryEndPoint.Address'] },
           ':6379',
         ],
@@ -136,7 +139,7 @@ describe('query Lambda', () => {
     expect(egress).toEqual([
       {
         CidrIp: { 'Fn::GetAtt': [expect.stringMatching(/Vpc/), 'CidrBlock'] },
-        Description: 'PostgreSQL (RDS Proxy) inside the VPC',
+        Description: 'PostgreSQL inside the VPC',
         FromPort: 5432,
         ToPort: 5432,
         IpProtocol: 'tcp',

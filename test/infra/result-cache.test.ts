@@ -36,6 +36,18 @@ const onlyResource = (type: string, description?: RegExp): [string, Record<strin
   return [id, (resource as { Properties: Record<string, unknown> }).Properties];
 };
 
+/** The schedule that starts the function with logical id `fnId`. */
+const scheduleOf = (fnId: string): Record<string, unknown> => {
+  const found = Object.values(resources).filter(
+    (r) =>
+      r.Type === 'AWS::Scheduler::Schedule' &&
+      JSON.stringify((r.Properties?.Target as { Arn?: unknown } | undefined)?.Arn) ===
+        JSON.stringify({ 'Fn::GetAtt': [fnId, 'Arn'] }),
+  );
+  expect(found).toHaveLength(1);
+  return found[0]?.Properties ?? {};
+};
+
 const fn = (description: RegExp): [string, FunctionProps] => {
   const [id, props] = onlyResource('AWS::Lambda::Function', description);
   return [id, props as unknown as FunctionProps];
@@ -61,6 +73,7 @@ beforeAll(() => {
     context: {
       dbProxyEndpoint: 'dbopt.proxy-abc.us-east-1.rds.amazonaws.com',
       dbProxyResourceId: 'prx-0123456789abcdef0',
+      database: { mode: 'existing' },
       dbUser: 'api_reader',
       sweeperDbUser: 'cache_sweeper',
     },
@@ -171,7 +184,9 @@ describe('cache sweeper', () => {
       'Fn::Join': [
         '',
         [
-          'rediss://',
+          'rediss://:{{resolve:secretsmanager:',
+          { Ref: expect.stringMatching(/^ResultCacheAuthToken/) },
+          ':SecretString:token::}}@',
           { 'Fn::GetAtt': [expect.stringMatching(/^ResultCache/), 'PrimaryEndPoint.Address'] },
           ':6379',
         ],
@@ -251,7 +266,7 @@ describe('sweeper schedule', () => {
     const [fnId] = fn(/cache sweeper/);
 
     // Act
-    const [, schedule] = onlyResource('AWS::Scheduler::Schedule');
+    const schedule = scheduleOf(fnId);
 
     // Assess
     expect(schedule).toMatchObject({
@@ -269,7 +284,7 @@ describe('sweeper schedule', () => {
   it('assumes a role that may only invoke the sweeper', () => {
     // Prepare
     const [fnId] = fn(/cache sweeper/);
-    const [, schedule] = onlyResource('AWS::Scheduler::Schedule');
+    const schedule = scheduleOf(fnId);
     const roleId = ((schedule.Target as { RoleArn: GetAtt }).RoleArn as GetAtt)['Fn::GetAtt'][0];
 
     // Act
