@@ -1,3 +1,5 @@
+import { formatNumber } from './format.ts';
+
 /** One observation of a metric. */
 export interface TrendPoint {
   at: Date;
@@ -20,6 +22,12 @@ export interface TrendOptions {
    * stays STABLE.
    */
   minRelativeChange?: number;
+  /**
+   * Absolute floor in value units (default 0): the fitted change over the window must also
+   * reach it. Use it for metrics that idle near zero (replication lag, lock waits), where a
+   * rise from 0.01 s to 0.05 s is +400% yet harmless, e.g. `{ minAbsoluteChange: 5 }` seconds.
+   */
+  minAbsoluteChange?: number;
   /** Longer series are first reduced to this many equal-count bucket medians (default 500). */
   maxPoints?: number;
 }
@@ -50,6 +58,7 @@ const DEFAULTS = Object.freeze({
   minPoints: 8,
   alpha: 0.001,
   minRelativeChange: 0.1,
+  minAbsoluteChange: 0,
   maxPoints: 500,
 });
 
@@ -158,7 +167,8 @@ const percentText = (ratio: number): string => `${(ratio * 100).toFixed(1)}%`;
  * Trend of a metric over its stored history, robust to noise and outliers: the Theil–Sen slope
  * (median of pairwise slopes, unmoved by a few spikes) for size, the Mann–Kendall rank test for
  * significance, and a practical floor so a significant but tiny drift stays STABLE. A trend is
- * DEGRADING or IMPROVING only when p ≤ alpha AND |relativeChange| ≥ minRelativeChange.
+ * DEGRADING or IMPROVING only when p ≤ alpha AND |relativeChange| ≥ minRelativeChange (AND the
+ * absolute change ≥ minAbsoluteChange, when given).
  *
  * Caveat: both methods assume independent noise; strongly autocorrelated series look more
  * significant than they are, which the practical floor partly absorbs.
@@ -222,6 +232,12 @@ export const analyzeTrend = (
   if (Math.abs(relativeChange) < o.minRelativeChange) {
     return stable(
       `significant but small: ${percentText(relativeChange)} over the window, below the ${percentText(o.minRelativeChange)} floor`,
+      measured,
+    );
+  }
+  if (Math.abs(slopePerHour * spanHours) < o.minAbsoluteChange) {
+    return stable(
+      `significant but small: ${formatNumber(slopePerHour * spanHours)} over the window, below the absolute floor of ${o.minAbsoluteChange}`,
       measured,
     );
   }

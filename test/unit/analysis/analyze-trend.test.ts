@@ -150,6 +150,20 @@ describe('analyzeTrend', () => {
     expect(withoutFloor.direction).toBe('DEGRADING');
   });
 
+  it('applies an absolute floor to a metric idling near zero', () => {
+    // Prepare: replication lag 0.01 s → 0.05 s over an hour: +400%, harmless
+    const points = series(60, (i) => 0.01 + (0.04 * i) / 59);
+    // Act
+    const relativeOnly = analyzeTrend(points);
+    const withFloor = analyzeTrend(points, { minAbsoluteChange: 5 });
+    // Assess
+    expect(relativeOnly.direction).toBe('DEGRADING');
+    expect(withFloor.direction).toBe('STABLE');
+    expect(withFloor.reason).toBe(
+      'significant but small: 0.04 over the window, below the absolute floor of 5',
+    );
+  });
+
   it.each([0, 1, 7])('answers STABLE with confidence 0 and a reason for %i points', (n) => {
     // Act
     const verdict = analyzeTrend(series(n, (i) => i * 1_000));
