@@ -1,6 +1,6 @@
 import type { PublishCommandInput } from '@aws-sdk/client-sns';
 import { formatDuration } from '#shared/analysis';
-import type { AlertEvent, AlertOutcome, AlertSeverity } from './types.ts';
+import { type AlertEvent, type AlertOutcome, type AlertSeverity, severityRank } from './types.ts';
 
 /** SNS: a Subject is printable ASCII without line breaks, fewer than 100 characters. */
 export const MAX_SUBJECT_CHARS = 99;
@@ -44,7 +44,9 @@ const headline = (a: AlertAnnouncement): string => {
     case 'escalated':
       return `${a.severity} (was ${a.previousSeverity ?? '?'}) on ${a.target}: ${a.summary}`;
     case 'reminder':
-      return `Still ${a.severity} on ${a.target}: ${a.summary}`;
+      return a.previousSeverity && severityRank(a.previousSeverity) > severityRank(a.severity)
+        ? `${a.severity} (down from ${a.previousSeverity}) on ${a.target}: ${a.summary}`
+        : `Still ${a.severity} on ${a.target}: ${a.summary}`;
     case 'resolved':
       return `RESOLVED on ${a.target}: ${a.kind} is back within thresholds`;
   }

@@ -234,6 +234,26 @@ describe('createAlerter().reconcile', () => {
     ]);
   });
 
+  it('reminds at the lower severity after the cooldown and says it went down', async () => {
+    // Prepare
+    const { alerter, store, published, advance } = setup();
+    await alerter.reconcile('primary', [connections('CRITICAL')]);
+    advance(COOLDOWN_MS);
+    // Act
+    const outcomes = await alerter.reconcile('primary', [connections('WARNING')]);
+    // Assess
+    expect(published()[1]).toMatchObject({
+      Subject:
+        '[dbopt] WARNING (down from CRITICAL) on primary: Connections at 92% of max_connections',
+      MessageAttributes: expect.objectContaining({
+        severity: attr('WARNING'),
+        event: attr('reminder'),
+      }),
+    });
+    expect(outcomes[0]).toMatchObject({ event: 'reminder', previousSeverity: 'CRITICAL' });
+    expect(store.states()[0]).toMatchObject({ severity: 'WARNING' });
+  });
+
   it('publishes "resolved" for a stored alert whose kind is no longer active and forgets it', async () => {
     // Prepare
     const { alerter, store, published, advance } = setup();
