@@ -3,8 +3,13 @@
  * No module-level state; every run opens (and destroys) its own session on the DB endpoint.
  */
 export { type AdvisorDeps, adviseIndexes } from './advise.ts';
+// Rewrite advisor, index hygiene and verified apply (subfolders, helper D).
+export * from './apply/index.ts';
 export { AdvisorError, type AdvisorErrorCode } from './errors.ts';
+export * from './hygiene/index.ts';
 export { advisorOptionsFromConfig, DEFAULT_ADVISOR_OPTIONS } from './options.ts';
+export * from './rewrites/index.ts';
+export { proposalKey, storeIndexProposals, toSuggestion } from './store.ts';
 export type {
   AdvisorLogger,
   AdvisorOptions,
