@@ -325,6 +325,9 @@ const asUnitFraction = (fraction: number, slotCount: number): string | undefined
   return error <= 1 / slotCount ? `≈ 1/${denominator}, ` : undefined;
 };
 
+/** Above this, a printed SHARD_MAP leaves little of the 4 KB Lambda environment for the rest. */
+const LAMBDA_ENV_WARN_BYTES = 3_000;
+
 /** The human summary of a plan, one line per entry. */
 export const formatPlanReport = (report: ShardPlanReport): string[] => {
   const lines: string[] = [];
@@ -370,7 +373,13 @@ export const formatPlanReport = (report: ShardPlanReport): string[] => {
     `Next SHARD_MAP (version ${report.nextVersion}; switch to it only after the moving slots' rows are copied; --json for the full plan):`,
   );
   // Compact (`rle1:`) once the readable form passes 1 KB: it must fit a Lambda environment.
-  lines.push(formatShardMap(report.next));
+  const nextText = formatShardMap(report.next);
+  lines.push(nextText);
+  if (nextText.length > LAMBDA_ENV_WARN_BYTES) {
+    lines.push(
+      `Note: this map takes ${formatCount(nextText.length)} bytes; a Lambda's environment holds 4 KB in total (SHARD_MAP, SHARD_URLS and the rest)`,
+    );
+  }
   return lines;
 };
 

@@ -200,6 +200,33 @@ describe('read replicas (separate databases standing in for replicas)', () => {
     expect(body.skippedReplicas).toEqual([{ name: 'primary/r1', reason: 'probe-failed' }]);
   });
 
+  it("routes a shard key to the shard, then to that shard's replica", async () => {
+    // Prepare: one shard (s1, the primary database) whose replica is r2.
+    const api = await load({
+      SHARD_MAP: JSON.stringify({ version: 1, shards: ['s1'] }),
+      SHARD_URLS: JSON.stringify({ s1: PRIMARY_URL }),
+      REPLICA_URLS: JSON.stringify({ s1: [urlOf('r2')] }),
+    });
+    // Act
+    const replicaRead = await read(api, { shardKey: 'user:1' });
+    const primaryRead = await read(api, { shardKey: 'user:1', consistency: 'primary' });
+    const unsharded = await read(api);
+    // Assess
+    expect(replicaRead).toMatchObject({
+      rows: [{ v: 'r2' }],
+      shard: 's1',
+      servedBy: 'replica:s1/r1',
+    });
+    expect(primaryRead).toMatchObject({
+      rows: [{ v: 'primary' }],
+      shard: 's1',
+      servedBy: 'primary',
+    });
+    // The primary target has no replicas: no servedBy.
+    expect(unsharded.rows).toEqual([{ v: 'primary' }]);
+    expect(unsharded.servedBy).toBeUndefined();
+  });
+
   it('fails the cold start when REPLICA_URLS names an unknown target', async () => {
     // Act
     const attempt = load({ REPLICA_URLS: JSON.stringify({ s9: [urlOf('r1')] }) });
