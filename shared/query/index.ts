@@ -583,12 +583,13 @@ export const runQuery = async (
   // Writes and locking reads (readOnly false) never reach a replica.
   const replicaSet =
     readOnly && request.consistency !== 'primary' ? deps.replicas?.get(targetName) : undefined;
+  // durationMs includes choosing a replica (a lag probe, at most once per interval).
+  const startedAt = performance.now();
   const choice = replicaSet ? await replicaSet.choose() : undefined;
   const chosenAt = performance.now();
   const skipped: SkippedReplica[] = choice?.skipped ?? [];
   /** Set by `load`: the endpoint that ran the statement (absent on a cache hit). */
   let servedBy: string | undefined;
-  const startedAt = performance.now();
   const toPayload = (result: StatementResult): string => {
     const payload = JSON.stringify({
       rows: result.rows,
