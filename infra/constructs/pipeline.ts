@@ -94,6 +94,19 @@ export class Pipeline extends Construct {
       deadLetterQueue: { queue: this.slowQueryDlq, maxReceiveCount: props.maxReceiveCount },
     });
 
+    // Both collectors read pg_stat_* the same way: through the proxy, or the Data API.
+    const dataApi = props.statsSource === 'data-api' ? props.dataApi : undefined;
+    const statsEnvironment: Record<string, string> = {
+      STATS_SOURCE: dataApi ? 'data-api' : 'pg',
+      ...(dataApi
+        ? {
+            DATA_API_RESOURCE_ARN: dataApi.clusterArn,
+            DATA_API_SECRET_ARN: dataApi.secret.secretArn,
+            DATA_API_DATABASE: dataApi.databaseName,
+          }
+        : {}),
+    };
+
     // ── collect-metrics ──
     this.collectMetrics = new DboptFunction(this, 'CollectMetrics', {
       entry: props.entries.collectMetrics,
@@ -105,15 +118,15 @@ export class Pipeline extends Construct {
       logRetention: props.logRetention,
       environment: {
         ...props.viaProxy.environmentFor(props.collectorDbUser),
+        ...statsEnvironment,
         ALERT_TOPIC_ARN: props.alerts.topic.topicArn,
       },
     });
     props.viaProxy.connect(this.collectMetrics, props.collectorDbUser);
     props.alerts.grantPublish(this.collectMetrics.role);
-    this.collectMetrics.allowEgressInVpc(https, 'AWS APIs (SNS) through VPC endpoints');
+    this.collectMetrics.allowEgressInVpc(https, 'AWS APIs through VPC endpoints');
 
     // ── collect-slow-queries ──
-    const dataApi = props.statsSource === 'data-api' ? props.dataApi : undefined;
     this.collectSlowQueries = new DboptFunction(this, 'CollectSlowQueries', {
       entry: props.entries.collectSlowQueries,
       description: 'dbopt collect-slow-queries: one SQS message per slow statement fingerprint',
@@ -125,31 +138,27 @@ export class Pipeline extends Construct {
       usesSqlParser: true,
       environment: {
         ...props.viaProxy.environmentFor(props.collectorDbUser),
+        ...statsEnvironment,
         SLOW_QUERY_QUEUE_URL: this.slowQueryQueue.queueUrl,
-        STATS_SOURCE: dataApi ? 'data-api' : 'pg',
-        ...(dataApi
-          ? {
-              DATA_API_RESOURCE_ARN: dataApi.clusterArn,
-              DATA_API_SECRET_ARN: dataApi.secret.secretArn,
-              DATA_API_DATABASE: dataApi.databaseName,
-            }
-          : {}),
       },
     });
     props.viaProxy.connect(this.collectSlowQueries, props.collectorDbUser);
     this.slowQueryQueue.grantSendMessages(this.collectSlowQueries.role);
-    this.collectSlowQueries.allowEgressInVpc(
-      https,
-      'AWS APIs (SQS, RDS Data) through VPC endpoints',
-    );
+    this.collectSlowQueries.allowEgressInVpc(https, 'AWS APIs through VPC endpoints');
     if (dataApi) {
-      this.collectSlowQueries.role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ['rds-data:ExecuteStatement'],
-          resources: [dataApi.clusterArn],
-        }),
-      );
-      dataApi.secret.grantRead(this.collectSlowQueries.role);
+      for (const collector of [this.collectMetrics, this.collectSlowQueries]) {
+        collector.role.addToPrincipalPolicy(
+          new iam.PolicyStatement({
+            actions: ['rds-data:ExecuteStatement'],
+            resources: [dataApi.clusterArn],
+          }),
+        );
+        iam.Grant.addToPrincipal({
+          grantee: collector.role,
+          actions: ['secretsmanager:GetSecretValue'],
+          resourceArns: [dataApi.secret.secretArn],
+        });
+      }
     }
 
     // ── optimize ──
@@ -170,7 +179,7 @@ export class Pipeline extends Construct {
     });
     props.direct.connect(this.optimize, props.advisorDbUser);
     props.alerts.grantPublish(this.optimize.role);
-    this.optimize.allowEgressInVpc(https, 'AWS APIs (SNS) through VPC endpoints');
+    this.optimize.allowEgressInVpc(https, 'AWS APIs through VPC endpoints');
     this.optimize.fn.addEventSource(
       new lambdaEventSources.SqsEventSource(this.slowQueryQueue, {
         batchSize: OPTIMIZER_BATCH_SIZE,

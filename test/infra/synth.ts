@@ -4,7 +4,7 @@ import { type BuiltApp, buildApp } from '../../infra/build-app.ts';
 import { FUNCTION_NAMES, type FunctionName } from '../../infra/dbopt-stack.ts';
 import { functionEntry, REPO_ROOT } from '../../infra/paths.ts';
 
-/** Template-only stand-in for a handler that has not landed yet (never bundled). */
+/** Stand-in for a handler that has not landed yet (temporary; see FUNCTION_NAMES). */
 export const FIXTURE_ENTRY = join(REPO_ROOT, 'test', 'infra', 'fixtures', 'handler.ts');
 
 /** Handlers whose entry file does not exist yet get the fixture (template tests only). */
@@ -43,7 +43,7 @@ export const buildTestApp = (options: TestAppOptions = {}): BuiltApp => {
         ...options.context,
       },
     },
-    options.bundle ? {} : missingEntries(),
+    missingEntries(),
   );
   options.mutate?.(built);
   return built;
