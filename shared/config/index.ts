@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { healthThresholdsEnvSchema } from '#shared/analysis';
 import { ConfigError } from '#shared/errors';
 import { parseShardMap } from '#shared/sharding';
 
@@ -100,12 +101,119 @@ export const ConfigSchema = z
     REPOSITORY_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
 
     // ── collectors (shared/stats) ──
+    /** SQS queue for slow-query messages (optimizer input). Unset: slow queries are only logged/returned. */
+    SLOW_QUERY_QUEUE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    /** Slow statements reported per target and run (ranked by time consumed in the interval). */
+    SLOW_QUERY_TOP_N: positiveInt().max(1_000).default(20),
+    /** Interval mean execution time (ms) from which a statement can be "slow". */
+    SLOW_QUERY_MIN_MEAN_MS: z.coerce.number().min(0).default(10),
+    /** Interval calls from which a statement can be "slow". */
+    SLOW_QUERY_MIN_CALLS: positiveInt().default(1),
+    /** A sequential scan of a table with at least this many estimated rows is a finding. */
+    SLOW_QUERY_SEQ_SCAN_MIN_ROWS: positiveInt().default(10_000),
+    /** Server-side limit (SET LOCAL statement_timeout) of each EXPLAIN of a slow statement. */
+    SLOW_QUERY_EXPLAIN_TIMEOUT_MS: positiveInt().default(2_000),
+    /** Server-side limit of one target's catalog reads (pg_stat_* views). */
+    STATS_READ_TIMEOUT_MS: positiveInt().default(5_000),
+    /** How the collectors read statistics: `pg` (in the VPC) or `data-api` (RDS Data API, Aurora). */
+    STATS_SOURCE: z.enum(['pg', 'data-api']).default('pg'),
+    /** With STATS_SOURCE=data-api: the Aurora cluster ARN… */
+    DATA_API_RESOURCE_ARN: z.string().startsWith('arn:').optional(),
+    /** …the Secrets Manager secret ARN with its credentials… */
+    DATA_API_SECRET_ARN: z.string().startsWith('arn:').optional(),
+    /** …and the database name. */
+    DATA_API_DATABASE: z.string().min(1).optional(),
+    /** Days of metric history kept in the repository (trend analysis reads it). */
+    METRICS_HISTORY_DAYS: positiveInt().max(3_650).default(14),
+    /** History window of the trend analysis (minutes). */
+    STATS_TREND_WINDOW_MINUTES: positiveInt().default(60),
+    /** Local mode: how often `dbopt serve` / `dbopt collect` run the metrics collector. */
+    COLLECT_METRICS_INTERVAL_MS: positiveInt().min(1_000).default(60_000),
+    /** Local mode: how often they run the slow-query collector. */
+    COLLECT_SLOW_QUERIES_INTERVAL_MS: positiveInt().min(1_000).default(300_000),
 
     // ── health analysis and alerts (shared/analysis, shared/alerts) ──
+    /** SNS topic for alerts. Unset: alerts are computed and logged only (local mode prints them). */
+    ALERT_TOPIC_ARN: z.string().startsWith('arn:').optional(),
+    /** How long an unchanged open alert stays quiet before a reminder (default 30 min). */
+    ALERT_COOLDOWN_MS: positiveInt().default(1_800_000),
+    /** Extra SNS Publish attempts for throttling, 5xx and network errors (exponential back-off). */
+    ALERT_PUBLISH_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+    /**
+     * Health threshold overrides (JSON, any subset of checks and levels, merged over the defaults
+     * of shared/analysis), e.g. `{"connectionUtilisation":{"critical":0.9}}`. Parsed once here.
+     */
+    HEALTH_THRESHOLDS: healthThresholdsEnvSchema().optional(),
 
     // ── advisor (shared/advisor) ──
+    /** Database the index advisor plans on: the DB endpoint, never RDS Proxy (HypoPG pins the session). Default: the primary. */
+    ADVISOR_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    /** Most indexes one advisor run proposes. */
+    ADVISOR_MAX_INDEXES: positiveInt().max(1_000).default(25),
+    /** Size budget of one run's proposals, bytes (default 10 GiB). */
+    ADVISOR_MAX_INDEX_BYTES: positiveInt().default(10 * 1024 ** 3),
+    /** Tables with fewer estimated rows are never indexed: a sequential scan is already cheap. */
+    ADVISOR_MIN_TABLE_ROWS: z.coerce.number().int().min(0).default(10_000),
+    /** Server-side limit per advisor statement (EXPLAIN, HypoPG, rolled-back candidate builds). */
+    ADVISOR_STATEMENT_TIMEOUT_MS: positiveInt().default(30_000),
+    /** A candidate must cut some statement's plan cost by at least this fraction (0–1). */
+    ADVISOR_MIN_IMPROVEMENT: z.coerce.number().min(0).max(1).default(0.2),
+    /** A hard-coded literal gets a partial index when it matches at most this fraction of rows. */
+    ADVISOR_PARTIAL_MAX_FRACTION: z.coerce.number().min(0).max(1).default(0.1),
+    /** auto: HypoPG when installed (creating the extension if allowed); never: always build candidates in rolled-back transactions. */
+    ADVISOR_USE_HYPOPG: z.enum(['auto', 'never']).default('auto'),
+    // optimizer / auto-apply
+    /** Build verified indexes automatically (CREATE INDEX CONCURRENTLY, then check; drop if useless). Off: suggest only. */
+    ADVISOR_AUTO_APPLY: bool.default(false),
+    /** lock_timeout of an index build (ms): give up rather than queue writers behind it. */
+    APPLY_LOCK_TIMEOUT_MS: positiveInt().default(5_000),
+    /** Largest index auto-apply or `dbopt apply` builds, bytes (default 1 GiB). */
+    APPLY_MAX_INDEX_BYTES: positiveInt().default(1024 ** 3),
+    /** statement_timeout of one index build (ms, default 10 min). */
+    APPLY_MAX_BUILD_MS: positiveInt().default(600_000),
+    /** SNS topic announcing new suggestions. Default: ALERT_TOPIC_ARN; neither: logged only. */
+    SUGGESTION_TOPIC_ARN: z.string().startsWith('arn:').optional(),
+    /** Index hygiene calls an index unused only after scan counters cover this many days. */
+    HYGIENE_MIN_INDEX_AGE_DAYS: z.coerce.number().min(0).default(7),
+    /** Top pg_stat_statements entries of a target optimised together with a slow statement. */
+    OPTIMIZER_WORKLOAD_STATEMENTS: positiveInt().max(500).default(50),
 
     // ── read replicas and rebalancing (shared/sharding, shared/query) ──
+    /**
+     * Read endpoints per target: JSON object, "primary" or a shard name → array of postgres://
+     * URLs, e.g. `{"primary":["postgres://…/app"],"s1":["postgres://…"]}`. Read-only statements
+     * go to them unless the request says `consistency: "primary"`. Unset: no replicas.
+     */
+    REPLICA_URLS: z
+      .string()
+      .min(1)
+      .refine((text) => {
+        try {
+          const urls = z.array(z.url({ protocol: /^postgres(ql)?$/ })).min(1);
+          return z.record(z.string().min(1), urls).safeParse(JSON.parse(text)).success;
+        } catch {
+          return false;
+        }
+      }, 'must be a JSON object mapping "primary" or a shard name to an array of postgres:// URLs')
+      .optional(),
+    /**
+     * Largest replication lag a replica may have to serve a read; also the staleness bound of
+     * replica-served results (cached ones expire by then; plus CACHE_L1_TTL_MS in L1).
+     */
+    REPLICA_MAX_LAG_MS: positiveInt().default(5_000),
+    /** How long a measured lag is trusted; the next read after that measures it again. */
+    REPLICA_LAG_CHECK_INTERVAL_MS: positiveInt().default(1_000),
+    /** Time limit of one lag probe (runs on the request path, at most once per interval). */
+    REPLICA_LAG_PROBE_TIMEOUT_MS: positiveInt().default(250),
+    /** Connect timeout of replica pools: a dead replica should cost little before the fallback. */
+    REPLICA_CONNECT_TIMEOUT_MS: positiveInt().default(1_000),
+    /** How reads pick among healthy replicas. */
+    REPLICA_SELECTION: z.enum(['round-robin', 'least-outstanding']).default('round-robin'),
+    /**
+     * An endpoint that is not in recovery (logical subscriber, plain database) has no
+     * measurable lag: `skip` it, or trust it as `zero-lag` (lag monitored elsewhere; tests).
+     */
+    REPLICA_NON_STANDBY: z.enum(['skip', 'zero-lag']).default('skip'),
 
     /** Entries kept in the per-process parse cache (shared/sql). */
     SQL_PARSE_CACHE_ENTRIES: positiveInt().default(2_000),
@@ -123,6 +231,20 @@ export const ConfigSchema = z
   })
   .superRefine((c, ctx) => {
     checkShards(c.SHARD_MAP, c.SHARD_URLS, ctx);
+    if (c.STATS_SOURCE === 'data-api') {
+      for (const key of [
+        'DATA_API_RESOURCE_ARN',
+        'DATA_API_SECRET_ARN',
+        'DATA_API_DATABASE',
+      ] as const) {
+        if (!c[key])
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: 'required when STATS_SOURCE=data-api (set all three)',
+          });
+      }
+    }
     if (!c.DATABASE_URL && !c.DB_HOST) {
       ctx.addIssue({
         code: 'custom',
