@@ -220,11 +220,20 @@ const applyOnSession = async (
   if (!checks.some((c) => c.usesIndex)) {
     return reject('no served statement uses it', checks);
   }
-  const used = checks.filter((c) => c.usesIndex).length;
+  // Used but no cheaper: a duplicate of an existing index wins plan ties without helping.
+  const improved = checks.filter(
+    (c) => c.usesIndex && c.costAfter < c.costBefore * (1 - tolerance),
+  );
+  if (improved.length === 0) {
+    return reject(
+      'the statements that use it are no cheaper with it (an equivalent index exists?)',
+      checks,
+    );
+  }
   return {
     ...built,
     status: 'verified',
-    reason: `valid, used by ${used} of ${checks.length} served statement(s), none more expensive`,
+    reason: `valid, makes ${improved.length} of ${checks.length} served statement(s) cheaper, none more expensive`,
     statements: checks,
   };
 };

@@ -136,11 +136,12 @@ export const findIndexHygiene = async (
   q: Queryable,
   options: HygieneOptions,
 ): Promise<HygieneReport> => {
-  const [{ rows: indexes }, { rows: foreignKeys }, { rows: stats }] = await Promise.all([
-    q.query<IndexRow>(SQL_INDEXES),
-    q.query<{ table_oid: string; columns: number[] }>(SQL_FOREIGN_KEYS),
-    q.query<{ stats_reset: Date | null; now: Date }>(SQL_STATS_RESET),
-  ]);
+  // One after the other: `q` may be a single session.
+  const { rows: indexes } = await q.query<IndexRow>(SQL_INDEXES);
+  const { rows: foreignKeys } = await q.query<{ table_oid: string; columns: number[] }>(
+    SQL_FOREIGN_KEYS,
+  );
+  const { rows: stats } = await q.query<{ stats_reset: Date | null; now: Date }>(SQL_STATS_RESET);
   const statsResetAt = stats[0]?.stats_reset ?? null;
   const now = stats[0]?.now ?? new Date();
   const findings = new Map<string, HygieneFinding>();
@@ -160,7 +161,10 @@ export const findIndexHygiene = async (
     }
   }
   const usable = indexes.filter((r) => r.is_valid && !r.building);
+  // The index a duplicate or prefix finding points to ("Y serves the same") must stay.
+  const relied = new Set<string>();
   for (const [a, b] of duplicatePairs(usable)) {
+    relied.add(b.index_oid);
     report(
       a,
       'duplicate',
@@ -170,6 +174,7 @@ export const findIndexHygiene = async (
   for (const row of usable) {
     const wider = usable.find((other) => isPrefixRedundant(row, other));
     if (wider) {
+      relied.add(wider.index_oid);
       report(
         row,
         'redundant_prefix',
@@ -183,6 +188,13 @@ export const findIndexHygiene = async (
   for (const row of usable) {
     if (Number(row.scans) > 0 || row.is_unique || row.backs_constraint) continue;
     if (findings.has(row.index_oid)) continue;
+    if (relied.has(row.index_oid)) {
+      skipped.push({
+        index: quoted(row),
+        reason: 'it serves the lookups of an index reported as duplicate or redundant',
+      });
+      continue;
+    }
     if (servesForeignKeyAlone(row, usable, foreignKeys)) {
       skipped.push({ index: quoted(row), reason: 'the only index on a foreign key’s columns' });
       continue;

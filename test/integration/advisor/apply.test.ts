@@ -96,6 +96,22 @@ describe('verified apply on PostgreSQL 15', () => {
     expect(await indexNames()).toEqual(['t_pkey']);
   });
 
+  it('drops an index that duplicates an existing one (used, but nothing gets cheaper)', async () => {
+    // Prepare
+    await runSql(url, 'CREATE INDEX t_a_existing_idx ON t (a)');
+    // Act
+    const outcome = await applyIndex(deps(), {
+      ddl: 'CREATE INDEX t_a_copy_idx ON t (a)',
+      statements: SERVED,
+      limits: LIMITS,
+    });
+    // Assess
+    expect(outcome.status).toBe('rejected');
+    expect(outcome.reason).toContain('no cheaper');
+    expect(await indexNames()).toEqual(['t_a_existing_idx', 't_pkey']);
+    await runSql(url, 'DROP INDEX t_a_existing_idx');
+  });
+
   it('refuses an index whose estimated size exceeds the limit, without building it', async () => {
     // Act
     const outcome = await applyIndex(deps(), {

@@ -88,6 +88,24 @@ describe('index hygiene on PostgreSQL 15', () => {
     expect(finding(index)).toBeUndefined();
   });
 
+  it('never reports the index a prefix-redundant one is redundant with, even when unused', async () => {
+    // Prepare: counters reset, so the wide index looks unused too
+    await runSql(url, 'SELECT pg_stat_reset()');
+    const client = new pg.Client(url);
+    await client.connect();
+    // Act
+    const later = await findIndexHygiene(client, { minIndexAgeDays: 0 }).finally(() =>
+      client.end(),
+    );
+    // Assess
+    expect(later.findings.find((f) => f.index === 'items_c_idx')?.kind).toBe('unused');
+    expect(later.findings.find((f) => f.index === 'items_a_b_idx')).toBeUndefined();
+    expect(later.skipped).toContainEqual({
+      index: '"public"."items_a_b_idx"',
+      reason: expect.stringContaining('redundant'),
+    });
+  });
+
   it('says why the foreign-key index was skipped', () => {
     expect(report.skipped).toContainEqual({
       index: '"public"."items_parent_idx"',
