@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -77,6 +77,8 @@ export class QueryApi extends Construct {
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
 
     this.api = new apigateway.RestApi(this, 'Api', {
+      // Also the ApiName dimension of its CloudWatch metrics: unique per stack.
+      restApiName: `${Stack.of(this).stackName}-query`,
       description: 'dbopt query API (IAM auth)',
       endpointConfiguration: { types: [apigateway.EndpointType.REGIONAL] },
       cloudWatchRole: props.cloudWatchRole,
