@@ -151,6 +151,9 @@ export const optimizeSlowQuery = async (
   };
 };
 
+/** How far down pg_stat_statements to look for a slow statement outside the top N. */
+const DEEP_WORKLOAD_LIMIT = 1_000;
+
 const buildWorkload = async (
   db: Database,
   message: SlowQueryMessage,
@@ -165,6 +168,22 @@ const buildWorkload = async (
     warnings.push(`workload from pg_stat_statements unavailable: ${(err as Error).message}`);
   }
   if (top.some((w) => w.id === message.queryId)) return top;
+  if (top.length > 0) {
+    // Below the top N: look further down pg_stat_statements for it, for its sampled
+    // parameter values (without values the index advisor cannot cost it).
+    try {
+      const deeper = await workloadFromStatStatements(db, {
+        limit: DEEP_WORKLOAD_LIMIT,
+        minCalls: 1,
+      });
+      const own = deeper.find((w) => w.id === message.queryId);
+      if (own) return [...top, own];
+    } catch (err) {
+      warnings.push(
+        `statement ${message.queryId} not found in pg_stat_statements: ${(err as Error).message}`,
+      );
+    }
+  }
   const perHour =
     message.intervalSeconds > 0 ? (message.calls * 3600) / message.intervalSeconds : message.calls;
   const kind = isSelect(message.query) ? 'read' : 'write';
