@@ -7,6 +7,7 @@ import {
   type LocalRoute,
   type LocalRouteHandler,
 } from './api-server.ts';
+import { type LocalCollectors, startLocalCollectors } from './collect-loop.ts';
 import { DEMO_VERSION, loadDemo } from './demo/seed.ts';
 import { readWorkloadFile, runWorkload } from './demo/workload.ts';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.ts';
@@ -40,6 +41,11 @@ export interface LocalServeOptions {
    * (the EMF metric lines are what CloudWatch would receive; locally they are noise).
    */
   quiet?: boolean;
+  /**
+   * Run the metrics and slow-query collectors on their timers, printing health verdicts and
+   * alerts; default true (only with the default handlers).
+   */
+  collect?: boolean;
   /** Imports the handlers. It runs after the environment is final (handlers read it on import). */
   loadHandlers?: () => Promise<LocalHandlers>;
   /** The environment to read and complete (DATABASE_URL, …); default `process.env`. */
@@ -120,15 +126,20 @@ export const startLocalServe = async (options: LocalServeOptions = {}): Promise<
   let workloadDone: Promise<void> = Promise.resolve();
   const sweepAbort = new AbortController();
   let sweeper: LocalSweeper | undefined;
+  const collectAbort = new AbortController();
+  let collectors: LocalCollectors | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       workloadAbort.abort();
       sweepAbort.abort();
+      collectAbort.abort();
       await workloadDone;
       await sweeper?.done;
+      await collectors?.done;
       await api.close();
       await sweeper?.shutdown();
+      await collectors?.shutdown();
       await handlers?.shutdown?.();
       await embedded?.stop();
     })();
@@ -198,6 +209,10 @@ export const startLocalServe = async (options: LocalServeOptions = {}): Promise<
       sweeper = await startLocalSweeper(sweepAbort.signal, print);
     }
     printReady(print, api, handlers, config);
+    // The scheduled Lambdas' work, on timers: health verdicts and alerts print here.
+    if (!options.loadHandlers && options.collect !== false) {
+      collectors = await startLocalCollectors({ signal: collectAbort.signal, print, env });
+    }
 
     const rounds = options.workloadRounds ?? 0;
     if (rounds > 0 && env.DATABASE_URL) {

@@ -9,6 +9,7 @@ import {
   type Finding,
   findBigSeqScans,
   findCounterFindings,
+  isExplainableStatement,
 } from './findings.ts';
 import { type SlowQueryMessage, toSlowQueryMessage } from './message.ts';
 import { type QueueSendFailure, type SqsSender, sendSlowQueryMessages } from './queue.ts';
@@ -169,7 +170,12 @@ const collectTarget = async (
     ...empty,
   };
   if (!diff.baseline) {
-    result.slow = rankSlowStatements(deltas, deps.settings.slowQueries, fingerprinter(deps.sql));
+    result.slow = rankSlowStatements(
+      deltas,
+      deps.settings.slowQueries,
+      fingerprinter(deps.sql),
+      (query) => isExplainableStatement(query, deps.sql),
+    );
     const observedAt = new Date(read.takenAt);
     for (const s of result.slow) {
       const findings = findCounterFindings(s, deps.settings.findings);
@@ -206,7 +212,7 @@ const collectTarget = async (
 /**
  * One run of the slow-query collector over every target, concurrently: read
  * pg_stat_statements → diff with the stored previous reading (`diffStatementStats`) → rank
- * by time consumed in the interval → findings per slow fingerprint (counters, and the
+ * the DML statements (utility statements cannot be indexed) by time consumed in the interval → findings per slow fingerprint (counters, and the
  * generic plan's big sequential scans) → one SQS message per fingerprint → store the
  * reading as the next baseline. Per-target failures (unreachable, pg_stat_statements
  * missing, an EXPLAIN or SQS failure) are returned as data; the other targets go on.

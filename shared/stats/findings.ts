@@ -149,6 +149,20 @@ export const parseExplainJson = (rows: readonly Record<string, unknown>[]): Plan
 const EXPLAINABLE = new Set(['select', 'insert', 'update', 'delete', 'merge']);
 
 /**
+ * Whether a statement text is exactly one DML statement (SELECT/INSERT/UPDATE/DELETE/MERGE):
+ * what EXPLAIN and index advice apply to. Utility statements (DDL, VACUUM, COPY…) are not.
+ */
+export const isExplainableStatement = (query: string, sql: SqlAnalyzer): boolean => {
+  try {
+    const analysis = sql.analyze(query);
+    return analysis.statementCount === 1 && EXPLAINABLE.has(analysis.kind);
+  } catch {
+    // Unparsable (e.g. truncated) text: keep it; its EXPLAIN failure is reported as data.
+    return true;
+  }
+};
+
+/**
  * EXPLAINs the generic plan of a normalised pg_stat_statements text (constants are `$n`),
  * never ANALYZE. Run it inside a read-only transaction with SET LOCAL statement_timeout.
  *

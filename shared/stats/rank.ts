@@ -93,12 +93,14 @@ const byTotalDesc = (a: StatementCounters, b: StatementCounters): number =>
  * (users and top-level/nested variants of one query share it) and only the candidates that can
  * still reach the top are fingerprinted. `fingerprintOf` returns null for text the parser
  * rejects (e.g. truncated by track_activity_query_size); such a statement keeps
- * `queryid:<id>` as its fingerprint. Statements carrying the `/* dbopt *\/` marker are skipped.
+ * `queryid:<id>` as its fingerprint. Statements carrying the `/* dbopt *\/` marker are skipped,
+ * and so are those `include` rejects (evaluated on candidates only; the collectors keep DML).
  */
 export const rankSlowStatements = (
   deltas: readonly StatementDelta[],
   limits: SlowQueryLimits,
   fingerprintOf: (query: string) => string | null,
+  include: (query: string) => boolean = () => true,
 ): SlowStatement[] => {
   if (limits.topN <= 0) return [];
   const byQueryId = groupBy(
@@ -113,7 +115,12 @@ export const rankSlowStatements = (
     .filter((g) => passes(g, limits))
     .sort(byTotalDesc);
   // Two queryids rarely share a fingerprint, so a few spare candidates cover merges.
-  const candidates = byQueryId.slice(0, limits.topN * 2 + 10);
+  const wanted = limits.topN * 2 + 10;
+  const candidates: Group[] = [];
+  for (const g of byQueryId) {
+    if (candidates.length >= wanted) break;
+    if (include(g.query)) candidates.push(g);
+  }
   const merged = groupBy(
     candidates.map((g) => ({
       key: fingerprintOf(g.query) ?? `queryid:${g.queryId}`,

@@ -10,6 +10,7 @@ import {
   type FindingThresholds,
   findBigSeqScans,
   findCounterFindings,
+  isExplainableStatement,
 } from './findings.ts';
 import { rankSlowStatements, type SlowStatement } from './rank.ts';
 import { buildHealthSample } from './sample.ts';
@@ -122,6 +123,7 @@ export const readHealthReport = async (
           return null;
         }
       },
+      (text) => isExplainableStatement(text, options.sql),
     );
     for (const [i, s] of ranked.entries()) {
       const findings = findCounterFindings(s, findingThresholds);
