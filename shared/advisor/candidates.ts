@@ -65,6 +65,12 @@ const PATTERN_OPCLASS: Readonly<Record<string, string>> = {
   bpchar: 'bpchar_pattern_ops',
 };
 
+/** Types too wide (or TOASTed) to copy into an index for index-only scans. */
+const WIDE_TYPES: ReadonlySet<string> = new Set(['jsonb', 'json', 'bytea', 'xml', 'tsvector']);
+const MAX_INCLUDE_COLUMNS = 3;
+/** INCLUDE only columns whose values average at most this many bytes (pg_stats.avg_width). */
+const MAX_INCLUDE_WIDTH_BYTES = 32;
+
 const plainKey = (key: ResolvedKey, desc = false): CandidateKey => {
   const sql = keySql(key);
   return {
@@ -161,6 +167,7 @@ export const generateCandidates = (
   const byId = new Map<string, Candidate>();
   const warnings = new Set<string>();
 
+  let made: Candidate[] = [];
   const add = (
     statementId: string,
     table: TableInfo,
@@ -168,17 +175,12 @@ export const generateCandidates = (
     keys: CandidateKey[],
     reason: string,
     where: { sql: string; columns: string[] } | null = null,
+    include: string[] = [],
   ): void => {
     if (keys.length === 0) return;
     const unique: CandidateKey[] = [];
     for (const k of keys) if (!unique.some((u) => sameKey(u, k))) unique.push(k);
-    const shape = {
-      table: table.key,
-      method,
-      keys: unique,
-      include: [],
-      where: where?.sql ?? null,
-    };
+    const shape = { table: table.key, method, keys: unique, include, where: where?.sql ?? null };
     const id = candidateBody(shape);
     let c = byId.get(id);
     if (!c) {
@@ -193,12 +195,14 @@ export const generateCandidates = (
     }
     c.origins.add(statementId);
     c.reasons.add(reason);
+    made.push(c);
   };
 
   for (const st of statements) {
     for (const access of st.accesses) {
       const table = tables.get(access.table);
       if (!table) continue;
+      made = [];
       const eqPreds = access.predicates.filter((p) => p.op === 'eq');
       const literalFraction = (p: KeyedPredicate) =>
         p.literal && p.key.kind === 'column'
@@ -331,6 +335,34 @@ export const generateCandidates = (
           `partial index for the rare literal ${where} (${(fraction * 100).toFixed(1)}% of rows)`,
           { sql: where, columns: keyColumns(p.key) },
         );
+      }
+
+      // INCLUDE variants for index-only scans: the btree candidates holding every equality key,
+      // plus the few narrow columns the statement still reads from this table.
+      const referenced = access.referencedColumns;
+      if (referenced) {
+        for (const c of [...made]) {
+          if (c.method !== 'btree' || c.include.length > 0 || c.where !== null) continue;
+          if (!eqUnique.every((k) => c.keys.some((ck) => sameKey(ck, k)))) continue;
+          const keyCols = new Set(c.keys.flatMap((k) => (k.expression ? [] : k.columns)));
+          const extra = referenced.filter((col) => !keyCols.has(col));
+          const narrow = extra.every(
+            (col) =>
+              !WIDE_TYPES.has(table.columns.get(col)?.typeName ?? 'jsonb') &&
+              (table.stats.get(col)?.avgWidth ?? Number.POSITIVE_INFINITY) <=
+                MAX_INCLUDE_WIDTH_BYTES,
+          );
+          if (extra.length === 0 || extra.length > MAX_INCLUDE_COLUMNS || !narrow) continue;
+          add(
+            st.id,
+            table,
+            'btree',
+            c.keys,
+            `${[...c.reasons][0] ?? 'keys'}, INCLUDE ${extra.join(', ')} for an index-only scan`,
+            null,
+            extra,
+          );
+        }
       }
     }
   }

@@ -35,6 +35,8 @@ export interface ColumnStats {
   mostCommonValues: string[];
   mostCommonFrequencies: number[];
   histogramBounds: string[];
+  /** Average stored width of the column's values, bytes. */
+  avgWidth: number;
 }
 
 export interface TableInfo {
@@ -123,7 +125,7 @@ WHERE k.contype = 'f'
 
 const STATS_SQL = `
 SELECT /* dbopt */ s.schemaname AS schema, s.tablename AS table, s.attname AS column,
-       s.null_frac::float8 AS null_frac, s.n_distinct::float8 AS n_distinct,
+       s.null_frac::float8 AS null_frac, s.n_distinct::float8 AS n_distinct, s.avg_width::int AS avg_width,
        s.most_common_vals::text::text[] AS mcv, s.most_common_freqs::float8[] AS mcf,
        s.histogram_bounds::text::text[] AS histogram
 FROM pg_stats s
@@ -253,6 +255,7 @@ export const loadCatalog = async (q: Queryable, names: readonly string[]): Promi
     column: string;
     null_frac: number;
     n_distinct: number;
+    avg_width: number;
     mcv: string[] | null;
     mcf: number[] | null;
     histogram: string[] | null;
@@ -265,6 +268,7 @@ export const loadCatalog = async (q: Queryable, names: readonly string[]): Promi
       mostCommonValues: r.mcv ?? [],
       mostCommonFrequencies: r.mcf ?? [],
       histogramBounds: r.histogram ?? [],
+      avgWidth: r.avg_width,
     });
   }
   return catalog;

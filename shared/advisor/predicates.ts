@@ -54,6 +54,10 @@ export interface QueryBlock {
   otherFilters: ColumnName[];
   orderBy: { target: RawTarget; desc: boolean }[];
   hasLimit: boolean;
+  /** Every column the block references (select list, conditions, GROUP BY, ORDER BY). */
+  columns: ColumnName[];
+  /** `*` somewhere: every column is needed, so no index-only scan. */
+  star: boolean;
 }
 
 export interface StatementShape {
@@ -219,7 +223,34 @@ const newBlock = (): QueryBlock => ({
   otherFilters: [],
   orderBy: [],
   hasLimit: false,
+  columns: [],
+  star: true,
 });
+
+/** Column references of a block's own clauses (not of nested sub-selects), and whether `*` appears. */
+const referencedColumns = (nodes: unknown[]): { columns: ColumnName[]; star: boolean } => {
+  const columns: ColumnName[] = [];
+  let star = false;
+  const walk = (n: unknown): void => {
+    if (Array.isArray(n)) {
+      for (const item of n) walk(item);
+      return;
+    }
+    if (n === null || typeof n !== 'object') return;
+    const e = entry(n);
+    if (e?.[0] === 'SelectStmt') return;
+    if (e?.[0] === 'ColumnRef') {
+      const c = columnName(e[1]);
+      if (c) columns.push(c);
+      else star = true;
+      return;
+    }
+    if (e?.[0] === 'RangeVar') return;
+    for (const v of Object.values(n)) walk(v);
+  };
+  walk(nodes);
+  return { columns, star };
+};
 
 /** Adds one comparison `lhs op rhs` to the block. */
 const addComparison = (
@@ -413,6 +444,16 @@ const visitSelect = (body: AstNode, blocks: QueryBlock[], outerCtes: ReadonlySet
     block.orderBy.push(sort);
   }
   block.hasLimit = body.limitCount !== undefined && body.limitCount !== null;
+  const refs = referencedColumns([
+    body.targetList,
+    body.whereClause,
+    body.groupClause,
+    body.havingClause,
+    body.sortClause,
+    body.fromClause,
+  ]);
+  block.columns = refs.columns;
+  block.star = refs.star;
   collectNested(body.targetList, nested);
   collectNested(body.havingClause, nested);
   if (block.tables.length > 0) blocks.push(block);
@@ -508,6 +549,8 @@ export interface TableAccess {
   /** ORDER BY keys when they all belong to this table, else empty. */
   orderBy: { key: ResolvedKey; desc: boolean }[];
   hasLimit: boolean;
+  /** Every column of this table the block references, or null when it needs all (`*`, writes). */
+  referencedColumns: string[] | null;
 }
 
 /** Finds a table in the catalog: its key and its column names. */
@@ -533,6 +576,7 @@ export const resolveAccess = (shape: StatementShape, lookup: TableLookup): Table
             otherFilterColumns: [],
             orderBy: [],
             hasLimit: block.hasLimit,
+            referencedColumns: block.star ? null : [],
           } as TableAccess)
         : undefined,
     );
@@ -574,6 +618,13 @@ export const resolveAccess = (shape: StatementShape, lookup: TableLookup): Table
     for (const ref of block.otherFilters) {
       const at = instanceOf(ref);
       accesses[at]?.otherFilterColumns.push(ref.column);
+    }
+    for (const ref of block.columns) {
+      const at = instanceOf(ref);
+      const access = accesses[at];
+      if (access?.referencedColumns && !access.referencedColumns.includes(ref.column)) {
+        access.referencedColumns.push(ref.column);
+      }
     }
     for (const [a, b] of block.joins) {
       const ia = instanceOf(a);

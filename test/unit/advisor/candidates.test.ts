@@ -44,6 +44,7 @@ const table = (
         mostCommonValues: [],
         mostCommonFrequencies: [],
         histogramBounds: [],
+        avgWidth: 8,
         ...s,
       },
     ]),
@@ -204,6 +205,38 @@ describe('generateCandidates', () => {
 
     // Assess
     expect(keysOf(result)).toEqual(['btree(user_id)']);
+  });
+});
+
+describe('generateCandidates INCLUDE variants', () => {
+  it.each([
+    [
+      'narrow columns',
+      'SELECT id, created_at FROM orders WHERE customer_id = $1',
+      ['id', 'created_at'],
+    ],
+    ['a jsonb column', 'SELECT id, doc FROM orders WHERE customer_id = $1', undefined],
+    ['SELECT *', 'SELECT * FROM orders WHERE customer_id = $1', undefined],
+  ])('for %s', (_, sql, include) => {
+    // Prepare
+    const t = table(
+      'orders',
+      { id: 'int4', customer_id: 'int4', created_at: 'timestamptz', doc: 'jsonb' },
+      {
+        stats: {
+          id: { avgWidth: 4 },
+          created_at: { avgWidth: 8 },
+          doc: { avgWidth: 20 },
+          customer_id: { avgWidth: 4 },
+        },
+      },
+    );
+
+    // Act
+    const result = generate(sql, [[1]], [t]);
+
+    // Assess
+    expect(result.candidates.find((c) => c.include.length > 0)?.include).toEqual(include);
   });
 });
 
