@@ -36,6 +36,25 @@ describe('cdk-nag (AwsSolutions)', () => {
     expect(report.violations.map((v) => v.ruleName)).toEqual([]);
   });
 
+  it.each([
+    ['RDS for PostgreSQL, single-AZ', { database: { engine: 'rds', readers: 0 } }],
+    ['two shards and the Data API', { shards: 's1,s2', statsSource: 'data-api' }],
+    [
+      'provisioned Aurora',
+      { database: { engine: 'aurora-provisioned', instanceClass: 'r6g.large' } },
+    ],
+    ['an existing proxy, no Redis AUTH', { database: { mode: 'existing' }, cacheAuth: 'false' }],
+  ])('reports no unacknowledged finding with %s', (_name, context) => {
+    // Prepare
+    const { app } = buildTestApp({ context });
+
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(app);
+
+    // Assess
+    expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+  });
+
   it('fails synthesis when a finding is not acknowledged', () => {
     // Prepare: a role with an AWS managed policy and no acknowledgment (AwsSolutions-IAM4)
     const { app } = buildTestApp({
@@ -145,6 +164,35 @@ describe('infra configuration', () => {
     [{ cacheNodes: 0 }, 'cacheNodes'],
     [{ cacheNodes: '7' }, 'cacheNodes'],
     [{ cacheSweepIntervalMs: 60_001 }, 'cacheSweepIntervalMs'],
+    [{ profile: 'gcp' }, 'profile'],
+    [{ environmentName: 'Prod!' }, 'environmentName'],
+    [{ database: { engine: 'mysql' } }, 'database'],
+    [{ database: '{"minCapacityAcu":8,"maxCapacityAcu":4}' }, 'database'],
+    [{ database: '{not json' }, 'database'],
+    [{ database: { readers: 4 } }, 'database'],
+    [{ shards: 'primary' }, 'shards'],
+    [{ shards: 's1,s1' }, 'shards'],
+    [{ shards: 'Shard_1' }, 'shards'],
+    [{ shards: 's1', database: { mode: 'existing' } }, 'shards'],
+    [{ schedules: { collectMetrics: 'every minute' } }, 'schedules'],
+    [{ thresholds: { cacheHitRateMinPercent: 120 } }, 'thresholds'],
+    [
+      { alertSubscriptions: [{ protocol: 'email', endpoint: 'not-an-address' }] },
+      'alertSubscriptions',
+    ],
+    [
+      { alertSubscriptions: [{ protocol: 'https', endpoint: 'http://plain.example.com' }] },
+      'alertSubscriptions',
+    ],
+    [{ alertSubscriptions: [{ protocol: 'sms', endpoint: '+15555550100' }] }, 'alertSubscriptions'],
+    [
+      { alertSubscriptions: [{ protocol: 'email', endpoint: 'a@b.co', severities: ['INFO'] }] },
+      'alertSubscriptions',
+    ],
+    [{ features: { writesAllowed: 'sometimes' } }, 'features'],
+    [{ statsSource: 'data-api', database: { engine: 'rds' } }, 'statsSource'],
+    [{ optimizerTimeoutSeconds: 901 }, 'optimizerTimeoutSeconds'],
+    [{ dbResourceId: 'prx-abc' }, 'dbResourceId'],
   ])('rejects %j naming %s', (raw, key) => {
     expect(() => parseInfraConfig(raw)).toThrow(InfraConfigError);
     expect(() => parseInfraConfig(raw)).toThrow(key);
@@ -175,6 +223,66 @@ describe('infra configuration', () => {
       sweeperDbUser: 'api',
     });
     expect(parseInfraConfig({ sweeperDbUser: 'sweeper' }).sweeperDbUser).toBe('sweeper');
+  });
+
+  it('defaults to the full platform: managed Aurora Serverless v2, Multi-AZ, 7-day backups', () => {
+    expect(parseInfraConfig({})).toMatchObject({
+      profile: 'aws',
+      environmentName: 'dev',
+      database: {
+        mode: 'managed',
+        engine: 'aurora-serverless-v2',
+        minCapacityAcu: 0.5,
+        maxCapacityAcu: 4,
+        readers: 1,
+        backupRetentionDays: 7,
+        deletionProtection: true,
+      },
+      shards: [],
+      schedules: { collectMetrics: 'rate(1 minute)', collectSlowQueries: 'rate(5 minutes)' },
+      features: { writesAllowed: false, autoApplyIndexes: false },
+      alertSubscriptions: [],
+      statsSource: 'pg',
+      cacheAuth: true,
+    });
+  });
+
+  it('reads nested keys from cdk.json objects and from -c JSON strings alike', () => {
+    // Prepare
+    const asObject = { database: { engine: 'rds', readers: 0 }, features: { writesAllowed: true } };
+    const asStrings = {
+      database: '{"engine":"rds","readers":"0"}',
+      features: '{"writesAllowed":"true"}',
+    };
+
+    // Act
+    const [a, b] = [parseInfraConfig(asObject), parseInfraConfig(asStrings)];
+
+    // Assess
+    expect(a.database).toEqual(b.database);
+    expect(a.features).toEqual(b.features);
+    expect(b.database).toMatchObject({ engine: 'rds', readers: 0 });
+  });
+
+  it('names every bad key in one error', () => {
+    expect(() => parseInfraConfig({ region: 'mars', shards: 'primary', profile: 'gcp' })).toThrow(
+      /region.*profile|profile.*region/s,
+    );
+  });
+
+  it('passes the feature flags to the functions', () => {
+    // Prepare
+    const { stack } = buildTestApp({
+      context: { features: { writesAllowed: true, autoApplyIndexes: true } },
+    });
+
+    // Act
+    const env = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))
+      .map((r) => r.Properties.Environment?.Variables ?? {})
+      .reduce((all, vars) => Object.assign(all, vars), {});
+
+    // Assess
+    expect(env).toMatchObject({ QUERY_ALLOW_WRITES: 'true', ADVISOR_AUTO_APPLY: 'true' });
   });
 
   it('leaves the account-wide API Gateway role out when told to', () => {
