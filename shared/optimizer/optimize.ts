@@ -14,6 +14,7 @@ import {
   workloadFromStatStatements,
 } from '#shared/advisor';
 import { type Database, withReadOnlyTransaction } from '#shared/db';
+import { type MetricsSink, MetricUnit } from '#shared/metrics';
 import type { NewSuggestion, Repository } from '#shared/repository';
 import { initSqlParser, parseStatements } from '#shared/sql';
 import type { SlowQueryMessage } from '#shared/stats';
@@ -47,6 +48,8 @@ export interface OptimizerDeps {
   /** Without it new suggestions are only logged. */
   readonly announce?: AnnounceDeps;
   readonly logger: OptimizerLogger;
+  /** EMF counters: SuggestionsCreated, SuggestionAnnounceFailures, OptimizeFailures, IndexesVerified, IndexesRejected. */
+  readonly metrics?: MetricsSink;
   readonly settings: OptimizerSettings;
 }
 
@@ -139,6 +142,18 @@ export const optimizeSlowQuery = async (
       const outcome = await autoApply(deps, db, id, suggestion, warnings);
       if (outcome) applied.push(outcome);
     }
+  }
+  const metrics = deps.metrics;
+  metrics?.addMetric(
+    'SuggestionsCreated',
+    MetricUnit.Count,
+    suggestions.filter((x) => x.created).length,
+  );
+  metrics?.addMetric('SuggestionAnnounceFailures', MetricUnit.Count, announceFailures.length);
+  if (settings.autoApply) {
+    const verified = applied.filter((a) => a.status === 'verified').length;
+    metrics?.addMetric('IndexesVerified', MetricUnit.Count, verified);
+    metrics?.addMetric('IndexesRejected', MetricUnit.Count, applied.length - verified);
   }
   return {
     target: message.target,
@@ -263,6 +278,8 @@ const dropSuggestion = (target: string, f: HygieneFinding): NewSuggestion => ({
   payload: { ...f },
 });
 
+const QUERY_ID = /^-?\d+$/;
+
 const autoApply = async (
   deps: OptimizerDeps,
   db: Database,
@@ -270,9 +287,15 @@ const autoApply = async (
   suggestion: NewSuggestion,
   warnings: string[],
 ): Promise<ApplyOutcome | undefined> => {
-  const statements = (suggestion.payload.statements as Array<{ sql?: string; params?: unknown[] }>)
-    .filter((s): s is { sql: string; params?: unknown[] } => typeof s.sql === 'string')
-    .map((s) => ({ sql: s.sql, ...(s.params && s.params.length > 0 ? { params: s.params } : {}) }));
+  type Served = { id?: string; sql: string; params?: unknown[] };
+  const statements = (suggestion.payload.statements as Array<Partial<Served>>)
+    .filter((s): s is Served => typeof s.sql === 'string')
+    .map((s) => ({
+      sql: s.sql,
+      ...(s.params && s.params.length > 0 ? { params: s.params } : {}),
+      // pg_stat_statements ids: the apply records their mean time before the build.
+      ...(s.id && QUERY_ID.test(s.id) ? { queryId: s.id } : {}),
+    }));
   try {
     return await applyIndex(
       { connect: () => db.pool().connect(), suggestions: deps.repository, logger: deps.logger },
@@ -338,6 +361,7 @@ export const processSlowQueryBatch = async (
       });
       results.push({ messageId: record.messageId, error });
       batchItemFailures.push({ itemIdentifier: record.messageId });
+      deps.metrics?.addMetric('OptimizeFailures', MetricUnit.Count, 1);
     }
   }
   return { batchItemFailures, results };

@@ -7,6 +7,7 @@ import {
   databaseOptionsFromConfig,
   type Queryable,
 } from '#shared/db';
+import type { MetricsSink } from '#shared/metrics';
 import { createRepository, migrateRepository, repositoryDatabaseOptions } from '#shared/repository';
 import type { OptimizerDeps, OptimizerLogger, OptimizerSettings } from './optimize.ts';
 
@@ -41,7 +42,12 @@ export interface OptimizerRuntime {
  */
 export const createOptimizerRuntime = (
   config: Config,
-  clients: { logger: OptimizerLogger; sns?: SnsPublisher; sleep: (ms: number) => Promise<void> },
+  clients: {
+    logger: OptimizerLogger;
+    metrics?: MetricsSink;
+    sns?: SnsPublisher;
+    sleep: (ms: number) => Promise<void>;
+  },
 ): OptimizerRuntime => {
   const dbOptions = databaseOptionsFromConfig(config);
   const databases: Database[] = [];
@@ -89,6 +95,7 @@ export const createOptimizerRuntime = (
           }
         : {}),
       logger: clients.logger,
+      ...(clients.metrics ? { metrics: clients.metrics } : {}),
       settings: optimizerSettingsFromConfig(config),
     },
     ensureRepository: async () => {
