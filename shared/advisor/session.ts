@@ -104,6 +104,15 @@ export class AdvisorSession {
     return new AdvisorSession(client, hypopg, options.statementTimeoutMs);
   }
 
+  /**
+   * Client-side limit for one round trip: the server-side statement_timeout plus a grace, so
+   * the server's own cancel (a clean error, connection kept) normally fires first; the pool's
+   * default query_timeout may be shorter than a candidate build.
+   */
+  private clientTimeoutMs(): number {
+    return this.timeoutMs + 5_000;
+  }
+
   /** Destroys the connection (prepared statements and hypothetical indexes go with it). */
   close(): void {
     this.client.release(true);
@@ -176,9 +185,10 @@ export class AdvisorSession {
           return `EXPLAIN /* dbopt */ (FORMAT JSON) EXECUTE ${ref.name}${ref.executeArgs[item.paramSet] ?? ''}`;
         })
         .join(';\n');
-      const result = (await this.client.query(text)) as unknown as
-        | pg.QueryResult
-        | pg.QueryResult[];
+      const result = (await this.client.query({
+        text,
+        query_timeout: this.clientTimeoutMs(),
+      } as pg.QueryConfig)) as unknown as pg.QueryResult | pg.QueryResult[];
       const results = Array.isArray(result) ? result : [result];
       chunk.forEach((item, n) => {
         const row = results[n]?.rows[0] as Record<string, unknown> | undefined;
@@ -299,7 +309,10 @@ export class AdvisorSession {
     const name = 'dbopt_advisor_candidate';
     try {
       return await this.inTransaction(true, async () => {
-        await this.client.query(`CREATE /* dbopt */ INDEX ${name} ON ${candidateBody(c)}`);
+        await this.client.query({
+          text: `CREATE /* dbopt */ INDEX ${name} ON ${candidateBody(c)}`,
+          query_timeout: this.clientTimeoutMs(),
+        } as pg.QueryConfig);
         const size = await this.client.query<{ size_bytes: string }>(RELATION_SIZE_SQL, [
           `${c.table.split('.')[0]}.${name}`,
         ]);
@@ -351,7 +364,10 @@ export class AdvisorSession {
         } else {
           n += 1;
           const name = `dbopt_advisor_final_${n}`;
-          await this.client.query(`CREATE /* dbopt */ INDEX ${name} ON ${candidateBody(c)}`);
+          await this.client.query({
+            text: `CREATE /* dbopt */ INDEX ${name} ON ${candidateBody(c)}`,
+            query_timeout: this.clientTimeoutMs(),
+          } as pg.QueryConfig);
           names.set(c.id, name);
           columnsByName.set(name, candidateColumns(c));
         }
