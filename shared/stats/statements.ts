@@ -156,6 +156,7 @@ export const readStatementColumns = async (
 
 /** Rethrows "not preloaded" as the actionable {@link StatsError}; other errors unchanged. */
 export const mapStatementsError = (err: unknown, target: string): unknown => {
+  if (err instanceof StatsError) return err;
   const sqlState =
     (isAppError(err) ? err.details.sqlState : (err as { code?: string } | null)?.code) ?? '';
   const message = err instanceof Error ? err.message : String(err);
