@@ -130,7 +130,9 @@ export const summarizeCandidate = (c: Candidate): CandidateSummary => ({
 const likeIsPrefix = (p: KeyedPredicate, params: unknown[][]): boolean | undefined => {
   const patterns: string[] = [];
   if (p.literal && typeof p.literal.value === 'string') patterns.push(p.literal.value);
-  const n = p.params.length === 1 ? (p.params[0] as number) : undefined;
+  // Only a bare `$n` is the pattern itself ('%' || $1 || '%' is not a prefix whatever $1 is).
+  const n = p.params.length === 1 && p.bareParam ? (p.params[0] as number) : undefined;
+  if (p.params.length > 0 && n === undefined) return undefined;
   if (n !== undefined) {
     for (const set of params) {
       const v = set[n - 1];

@@ -37,6 +37,8 @@ export interface RawPredicate {
   bound?: 'lower' | 'upper';
   /** ILIKE (case-insensitive pattern). */
   caseInsensitive?: boolean;
+  /** The value side is exactly one `$n` (possibly cast): its example values are the operand. */
+  bareParam?: boolean;
 }
 
 export interface TableName {
@@ -275,21 +277,29 @@ const addComparison = (
   const isValue = (v: ValueSide) => v.columns.length === 0 && !v.opaque;
   let target: RawTarget;
   let value: ValueSide;
+  let valueNode: unknown;
   let operator = op;
   if (lhsTarget && isValue(rhsValue)) {
     target = lhsTarget;
     value = rhsValue;
+    valueNode = rhs;
   } else if (rhsTarget && isValue(lhsValue)) {
     target = rhsTarget;
     value = lhsValue;
+    valueNode = lhs;
     operator = FLIP[op] ?? op;
   } else {
     block.otherFilters.push(...lhsValue.columns, ...rhsValue.columns);
     return;
   }
+  const bare = entry(valueNode);
+  const bareParam =
+    bare?.[0] === 'ParamRef' ||
+    (bare?.[0] === 'TypeCast' && entry(bare[1].arg)?.[0] === 'ParamRef');
   const base = {
     target,
     params: value.params,
+    ...(bareParam ? { bareParam: true } : {}),
     ...(value.literal ? { literal: value.literal } : {}),
   };
   if ((kind === 'AEXPR_OP_ANY' && operator === '=') || (kind === 'AEXPR_OP' && operator === '=')) {
@@ -535,6 +545,7 @@ export interface KeyedPredicate {
   literal?: Literal;
   bound?: 'lower' | 'upper';
   caseInsensitive?: boolean;
+  bareParam?: boolean;
 }
 
 /** How one query block accesses one table. */

@@ -153,6 +153,14 @@ describe('generateCandidates', () => {
     expect(keysOf(result)).toEqual(expected);
   });
 
+  it("treats '%' || $1 || '%' as a substring search whatever the example values are", () => {
+    // Act
+    const result = generate("SELECT id FROM orders WHERE name LIKE '%' || $1 || '%'", [['ab']]);
+
+    // Assess
+    expect(keysOf(result)).toContain('gin(name gin_trgm_ops)');
+  });
+
   it('warns instead of proposing a trigram index when pg_trgm is not installed', () => {
     // Act
     const result = generate('SELECT id FROM orders WHERE name ILIKE $1', [['%x%']], [ORDERS], []);
