@@ -6,9 +6,12 @@ import {
   adviseIndexes,
   adviseRewrites,
   applyIndex,
+  compareMeanTimes,
+  dropIndex,
   findIndexHygiene,
   type HygieneFinding,
   type IndexProposal,
+  type MeanTimeCheck,
   type RewriteSuggestion,
   type WorkloadStatement,
   workloadFromStatStatements,
@@ -36,6 +39,8 @@ export interface OptimizerSettings {
   /** Build new index proposals right away (verified, dropped when useless). */
   readonly autoApply: boolean;
   readonly applyLimits: ApplyLimits;
+  /** Calls since the build each served statement needs before real mean times are compared. */
+  readonly recheckMinCalls: number;
 }
 
 export interface OptimizerDeps {
@@ -43,7 +48,7 @@ export interface OptimizerDeps {
   readonly databaseFor: (target: string) => Database | undefined;
   readonly repository: Pick<
     Repository,
-    'upsertSuggestion' | 'getSuggestion' | 'setSuggestionStatus'
+    'upsertSuggestion' | 'getSuggestion' | 'setSuggestionStatus' | 'listSuggestions'
   >;
   /** Without it new suggestions are only logged. */
   readonly announce?: AnnounceDeps;
@@ -68,6 +73,12 @@ export interface OptimizeResult {
   readonly announceFailures: AnnounceFailure[];
   /** Auto-apply outcomes (verified or rejected); failed attempts are in `warnings`. */
   readonly applied: ApplyOutcome[];
+  /** Verified indexes whose real mean times were compared this run (see recheckAppliedIndexes). */
+  readonly rechecked: Array<{
+    suggestionId: number;
+    verdict: MeanTimeCheck['verdict'];
+    dropped: boolean;
+  }>;
   /** Parts that failed without failing the message (as data). */
   readonly warnings: string[];
 }
@@ -93,6 +104,7 @@ export const optimizeSlowQuery = async (
   await initSqlParser();
   const warnings: string[] = [];
   const { settings } = deps;
+  const rechecked = await recheckAppliedIndexes(deps, db, message.target, warnings);
   const workload = await buildWorkload(db, message, settings.workloadStatements, warnings);
   const report = await adviseIndexes({ db, logger: deps.logger }, workload, settings.advisor);
   warnings.push(...report.warnings);
@@ -162,6 +174,7 @@ export const optimizeSlowQuery = async (
     announced,
     announceFailures,
     applied,
+    rechecked,
     warnings,
   };
 };
@@ -279,6 +292,81 @@ const dropSuggestion = (target: string, f: HygieneFinding): NewSuggestion => ({
 });
 
 const QUERY_ID = /^-?\d+$/;
+
+/** Real-time tolerance: a statement counts as slower when its mean grew by more than 10 %. */
+const MEAN_TIME_TOLERANCE = 0.1;
+
+/**
+ * The "later" half of verified apply: for each verified index of the target with build-time
+ * pg_stat_statements baselines and no comparison yet, compares each served statement's mean
+ * time since the build (counter deltas) with its mean before, once every statement has
+ * `recheckMinCalls` new calls. Slower → the index is dropped (when auto-apply owns it) and
+ * the suggestion 'rejected'; otherwise the comparison is recorded on the outcome.
+ */
+const recheckAppliedIndexes = async (
+  deps: OptimizerDeps,
+  db: Database,
+  target: string,
+  warnings: string[],
+): Promise<OptimizeResult['rechecked']> => {
+  const done: OptimizeResult['rechecked'] = [];
+  const verified = await deps.repository.listSuggestions({
+    target,
+    status: 'verified',
+    kind: 'create_index',
+  });
+  for (const suggestion of verified) {
+    const outcome = (suggestion.outcome ?? {}) as Partial<ApplyOutcome> & {
+      meanTimeCheck?: unknown;
+    };
+    if (!outcome.meanTimeBaselines?.length || outcome.meanTimeCheck || !outcome.qualifiedName)
+      continue;
+    const baselines = outcome.meanTimeBaselines;
+    const check = await withReadOnlyTransaction(
+      db,
+      { timeoutMs: deps.settings.advisor.statementTimeoutMs },
+      (tx) =>
+        compareMeanTimes(tx, baselines, {
+          minCalls: deps.settings.recheckMinCalls,
+          slowerTolerance: MEAN_TIME_TOLERANCE,
+        }),
+    );
+    if (check.verdict === 'insufficient_data') continue;
+    let dropped = false;
+    if (check.verdict === 'slower' && deps.settings.autoApply) {
+      const session = await db.pool().connect();
+      try {
+        await dropIndex(session, outcome.qualifiedName, deps.settings.applyLimits);
+        await session.query('RESET lock_timeout; RESET statement_timeout');
+        session.release();
+      } catch (err) {
+        session.release(err instanceof Error ? err : true);
+        warnings.push(
+          `dropping ${outcome.qualifiedName} after a slower mean time failed: ${(err as Error).message}`,
+        );
+        continue;
+      }
+      dropped = true;
+    }
+    await deps.repository.setSuggestionStatus(suggestion.id, dropped ? 'rejected' : 'verified', {
+      ...outcome,
+      meanTimeCheck: check,
+      ...(dropped
+        ? {
+            reason:
+              'a served statement got slower in production (pg_stat_statements mean time); the index was dropped',
+          }
+        : {}),
+    });
+    if (check.verdict === 'slower' && !dropped) {
+      warnings.push(
+        `${outcome.qualifiedName}: a served statement got slower since the build (not dropped: auto-apply is off)`,
+      );
+    }
+    done.push({ suggestionId: suggestion.id, verdict: check.verdict, dropped });
+  }
+  return done;
+};
 
 const autoApply = async (
   deps: OptimizerDeps,

@@ -22,6 +22,7 @@ export const optimizerSettingsFromConfig = (config: Config): OptimizerSettings =
     maxIndexBytes: config.APPLY_MAX_INDEX_BYTES,
     maxBuildMs: config.APPLY_MAX_BUILD_MS,
   },
+  recheckMinCalls: config.APPLY_RECHECK_MIN_CALLS,
 });
 
 /** Where new suggestions are announced: SUGGESTION_TOPIC_ARN, else ALERT_TOPIC_ARN. */

@@ -2,6 +2,7 @@ import { parseStatements } from '#shared/sql';
 import { explainStatement, planIndexNames } from '../rewrites/explain.ts';
 import { type IndexDdl, prepareIndexDdl, quoteIdent } from './ddl.ts';
 import { ApplyError } from './errors.ts';
+import { type MeanTimeBaseline, readMeanTimeBaselines } from './mean-times.ts';
 
 /** One session on a DIRECT connection (not RDS Proxy): session SETs and CONCURRENTLY need it. */
 export interface ApplySession {
@@ -59,12 +60,14 @@ export interface StatementCheck {
   readonly costBefore: number;
   readonly costAfter: number;
   readonly usesIndex: boolean;
-  readonly baselineMeanMs?: number;
+  readonly queryId?: string;
 }
 
 export interface ApplyOutcome {
   readonly status: 'verified' | 'rejected';
   readonly indexName: string;
+  /** `"schema"."name"`, as DROP INDEX takes it. */
+  readonly qualifiedName: string;
   readonly ddl: string;
   readonly reason: string;
   /** Estimated size before the build, and the real one after (when built). */
@@ -72,6 +75,8 @@ export interface ApplyOutcome {
   readonly sizeBytes?: number;
   readonly buildMs?: number;
   readonly statements: StatementCheck[];
+  /** pg_stat_statements counters of the served statements at build time (for a later check). */
+  readonly meanTimeBaselines?: MeanTimeBaseline[];
 }
 
 const SQL_TABLE_SCHEMA = `
@@ -94,13 +99,6 @@ WHERE extname = 'hypopg'`;
 const SQL_HYPO_SIZE = `
 SELECT /* dbopt */ hypopg_relation_size(h.indexrelid) AS size_bytes
 FROM hypopg_create_index($1) h`;
-
-const SQL_MEAN_TIME = `
-SELECT /* dbopt */ sum(s.total_exec_time) / nullif(sum(s.calls), 0) AS mean_ms
-FROM pg_stat_statements s
-JOIN pg_database d ON d.oid = s.dbid
-WHERE d.datname = current_database()
-  AND s.queryid = $1::bigint`;
 
 const DEFAULT_SLOWER_TOLERANCE = 0.01;
 const EXPLAIN_TIMEOUT_MS = 10_000;
@@ -171,7 +169,7 @@ const applyOnSession = async (
       `An index named ${qualifiedIndex} already exists; drop it or choose another name`,
     );
   }
-  const base = { indexName: ddl.indexName, ddl: ddl.concurrentDdl };
+  const base = { indexName: ddl.indexName, qualifiedName: qualifiedIndex, ddl: ddl.concurrentDdl };
   const estimatedSizeBytes = (await estimateSize(session, ddl)) ?? request.sizeBytes;
   if (estimatedSizeBytes !== undefined && estimatedSizeBytes > limits.maxIndexBytes) {
     return {
@@ -183,7 +181,10 @@ const applyOnSession = async (
     };
   }
   const before = await explainAll(session, request.statements);
-  const baselines = await meanTimes(session, request.statements);
+  const meanTimeBaselines = await readMeanTimeBaselines(
+    session,
+    request.statements.flatMap((s) => (s.queryId ? [s.queryId] : [])),
+  );
 
   const startedMs = Date.now();
   await build(session, ddl, qualifiedIndex, limits);
@@ -191,7 +192,13 @@ const applyOnSession = async (
   deps.logger?.info('index built', { index: qualifiedIndex, buildMs });
 
   const state = await indexState(session, qualifiedIndex);
-  const built = { ...base, estimatedSizeBytes, sizeBytes: state?.sizeBytes, buildMs };
+  const built = {
+    ...base,
+    estimatedSizeBytes,
+    sizeBytes: state?.sizeBytes,
+    buildMs,
+    meanTimeBaselines,
+  };
   if (request.suggestionId !== undefined) {
     await deps.suggestions?.setSuggestionStatus(request.suggestionId, 'applied', built);
   }
@@ -211,7 +218,7 @@ const applyOnSession = async (
     costBefore: before[i]?.totalCost ?? Number.NaN,
     costAfter: after[i]?.totalCost ?? Number.NaN,
     usesIndex: after[i] ? planIndexNames(after[i].plan).has(ddl.indexName) : false,
-    ...(baselines[i] !== undefined ? { baselineMeanMs: baselines[i] } : {}),
+    ...(s.queryId ? { queryId: s.queryId } : {}),
   }));
   const slower = checks.filter((c) => c.costAfter > c.costBefore * (1 + tolerance));
   if (slower.length > 0) {
@@ -309,28 +316,6 @@ const maxParam = (sql: string): number => {
   return max;
 };
 
-/** pg_stat_statements mean time per statement (when the extension and a queryid are there). */
-const meanTimes = async (
-  session: ApplySession,
-  statements: readonly ServedStatement[],
-): Promise<Array<number | undefined>> => {
-  const { rows: installed } = await session.query(
-    "SELECT /* dbopt */ 1 FROM pg_extension WHERE extname = 'pg_stat_statements'",
-  );
-  if (installed.length === 0) return statements.map(() => undefined);
-  const out: Array<number | undefined> = [];
-  for (const s of statements) {
-    if (!s.queryId) {
-      out.push(undefined);
-      continue;
-    }
-    const { rows } = await session.query<{ mean_ms: number | null }>(SQL_MEAN_TIME, [s.queryId]);
-    const mean = rows[0]?.mean_ms;
-    out.push(mean === null || mean === undefined ? undefined : Number(mean));
-  }
-  return out;
-};
-
 const build = async (
   session: ApplySession,
   ddl: IndexDdl,
@@ -393,7 +378,8 @@ const cleanUpAfterFailure = async (
   }
 };
 
-const dropIndex = async (
+/** DROP INDEX CONCURRENTLY on a direct session, waiting for locks up to the build limit. */
+export const dropIndex = async (
   session: ApplySession,
   qualifiedIndex: string,
   limits: ApplyLimits,

@@ -30,6 +30,12 @@ const memoryRepository = () => {
       return { id, created: true };
     },
     getSuggestion: async () => undefined,
+    listSuggestions: async (filter: { status?: string; kind?: string }) =>
+      [...rows.values()].filter(
+        (r) =>
+          (!filter.status || r.status === filter.status) &&
+          (!filter.kind || r.kind === filter.kind),
+      ),
     setSuggestionStatus: async (id: number, status: string, outcome?: unknown) => {
       statuses.push([id, status]);
       const row = rows.get(id);
@@ -71,6 +77,7 @@ describe('optimizer with ADVISOR_AUTO_APPLY', () => {
         hygieneMinIndexAgeDays: 7,
         autoApply: true,
         applyLimits: { lockTimeoutMs: 1_000, maxIndexBytes: 100_000_000, maxBuildMs: 20_000 },
+        recheckMinCalls: 5,
       },
     } as unknown as OptimizerDeps;
     const message = parseSlowQueryMessage(
@@ -110,5 +117,23 @@ describe('optimizer with ADVISOR_AUTO_APPLY', () => {
       "SELECT indexdef FROM pg_indexes WHERE tablename = 'tickets' AND indexname <> 'tickets_pkey'",
     );
     expect(rows.map((r) => r.indexdef)).toEqual([expect.stringContaining('(owner_id)')]);
+
+    // Act: the statement runs on with the index; the next message compares real mean times.
+    for (let owner = 1; owner <= 6; owner++) {
+      await runSql(url, 'SELECT id, title FROM tickets WHERE owner_id = $1', [owner * 7]);
+    }
+    const next = await optimizeSlowQuery(deps, message);
+    // Assess
+    expect(next.rechecked).toEqual([
+      { suggestionId: proposal?.id, verdict: 'not_slower', dropped: false },
+    ]);
+    const check = (
+      repository.rows.get(proposal?.id ?? 0)?.outcome as {
+        meanTimeCheck?: { statements: unknown[] };
+      }
+    )?.meanTimeCheck;
+    expect(check?.statements).toEqual([
+      expect.objectContaining({ queryId: expect.any(String), callsAfter: expect.any(Number) }),
+    ]);
   });
 });
