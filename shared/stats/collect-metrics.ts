@@ -99,6 +99,10 @@ export const TREND_METRICS: readonly { metric: string; kind: string; higherIsBet
 /** The snapshot kind of the metrics collector in the repository. */
 export const DATABASE_SNAPSHOT_KIND = 'database';
 
+/** jsonb arrives parsed through pg, as text through the Data API's JSON records. */
+const payloadOf = (payload: unknown): unknown =>
+  typeof payload === 'string' ? JSON.parse(payload) : payload;
+
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 /** A CRITICAL `unreachable` condition for a target that refused or timed out the connection. */
@@ -122,7 +126,7 @@ const loadPrevious = async (
 ): Promise<DatabaseSnapshot | undefined> => {
   try {
     const stored = await deps.repository.loadSnapshot<unknown>(target.name, DATABASE_SNAPSHOT_KIND);
-    return stored ? parseDatabaseSnapshot(stored.payload) : undefined;
+    return stored ? parseDatabaseSnapshot(payloadOf(stored.payload)) : undefined;
   } catch (err) {
     // A lost or unreadable baseline only costs one interval of rates.
     deps.logger.warn('previous database snapshot unavailable; this interval is a baseline', {

@@ -67,6 +67,10 @@ export interface CollectSlowQueriesResult {
 /** The snapshot kind of the slow-query collector in the repository. */
 export const STATEMENTS_SNAPSHOT_KIND = 'statements';
 
+/** jsonb arrives parsed through pg, as text through the Data API's JSON records. */
+const payloadOf = (payload: unknown): unknown =>
+  typeof payload === 'string' ? JSON.parse(payload) : payload;
+
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 const fingerprinter =
@@ -121,7 +125,7 @@ const loadPrevious = async (
       target.name,
       STATEMENTS_SNAPSHOT_KIND,
     );
-    return stored ? parseStoredStatementSnapshot(stored.payload) : undefined;
+    return stored ? parseStoredStatementSnapshot(payloadOf(stored.payload)) : undefined;
   } catch (err) {
     deps.logger.warn('previous statement snapshot unavailable; this run is a baseline', {
       target: target.name,

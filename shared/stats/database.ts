@@ -13,6 +13,7 @@ import {
   TABLES_SQL,
 } from './catalog.ts';
 import { StatsError } from './errors.ts';
+import { mapStatementsError } from './statements.ts';
 
 /** The connected server and database. */
 export interface ServerInfo {
@@ -126,16 +127,19 @@ export const readDatabaseSnapshot = async (
   const ext = (await q.query<{ extversion: string }>(STATEMENTS_EXTENSION_SQL)).rows[0];
   if (ext) {
     const sql = statementTotalsSqlFor(statementColumnsFor(server.serverVersionNum, ext.extversion));
-    // Created but not preloaded: reading fails and aborts the transaction, so only read when
-    // the library is loaded (the slow-query collector reports the missing preload).
-    const loaded = (
-      await q.query<{ loaded: boolean }>(
-        "SELECT /* dbopt */ 'pg_stat_statements' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS loaded",
-      )
-    ).rows[0]?.loaded;
-    if (loaded) {
+    // Created but not preloaded, reading fails and would abort the transaction: read inside
+    // a savepoint (needs no privilege to check shared_preload_libraries). The slow-query
+    // collector reports the missing preload; here the totals are only left out.
+    await q.query('SAVEPOINT /* dbopt */ dbopt_statements');
+    try {
       const totals = (await q.query(sql)).rows[0] ?? {};
       statements = { calls: num(totals.calls), totalMs: num(totals.total_ms) };
+      await q.query('RELEASE /* dbopt */ SAVEPOINT dbopt_statements');
+    } catch (err) {
+      await q.query('ROLLBACK /* dbopt */ TO SAVEPOINT dbopt_statements');
+      const mapped = mapStatementsError(err, server.database);
+      if (!(mapped instanceof StatsError && mapped.code === 'PG_STAT_STATEMENTS_MISSING'))
+        throw err;
     }
   }
   return {

@@ -95,24 +95,32 @@ export const createCollectorRuntime = (
     databases.push(db);
     return db;
   };
+  const dataApi =
+    config.STATS_SOURCE === 'data-api' &&
+    clients.rdsData &&
+    config.DATA_API_RESOURCE_ARN &&
+    config.DATA_API_SECRET_ARN &&
+    config.DATA_API_DATABASE
+      ? createDataApiQueryable({
+          client: clients.rdsData,
+          resourceArn: config.DATA_API_RESOURCE_ARN,
+          secretArn: config.DATA_API_SECRET_ARN,
+          database: config.DATA_API_DATABASE,
+        })
+      : undefined;
+  // With the Data API and no REPOSITORY_DATABASE_URL the collector may run outside the VPC:
+  // the repository goes through the Data API too. Its migrations need one session (advisory
+  // lock, DDL transactions), which the Data API does not offer: run `dbopt migrate` once.
+  const repositoryViaDataApi = dataApi !== undefined && !config.REPOSITORY_DATABASE_URL;
   const repositoryDb = track(createDatabase(repositoryDatabaseOptions(config), logger));
-  const repository = createRepository(lazyQueryable(repositoryDb));
+  const repository = createRepository(repositoryViaDataApi ? dataApi : lazyQueryable(repositoryDb));
   const targets = statsTargetsFromConfig(config, {
     createDb: (url) =>
       track(createDatabase(url ? { ...dbOptions, connectionString: url } : dbOptions, logger)),
-    ...(clients.rdsData && config.DATA_API_RESOURCE_ARN && config.DATA_API_SECRET_ARN
+    ...(dataApi
       ? {
           dataApiTarget: (name: string, database: string) =>
-            dataApiStatsTarget(
-              name,
-              database,
-              createDataApiQueryable({
-                client: clients.rdsData as DataApiClient,
-                resourceArn: config.DATA_API_RESOURCE_ARN as string,
-                secretArn: config.DATA_API_SECRET_ARN as string,
-                database,
-              }),
-            ),
+            dataApiStatsTarget(name, database, dataApi),
         }
       : {}),
   });
@@ -148,6 +156,14 @@ export const createCollectorRuntime = (
   return Object.freeze({
     targets,
     ensureRepository: async () => {
+      if (repositoryViaDataApi) {
+        migrated ??= Promise.resolve().then(() =>
+          logger.info(
+            'repository through the RDS Data API: migrations are not run from here; run `dbopt migrate` against the cluster once',
+          ),
+        );
+        return true;
+      }
       migrated ??= migrateRepository(repositoryDb.pool()).then(
         () => undefined,
         (err: unknown) => {

@@ -41,7 +41,10 @@ const target = (name: string, read: () => Promise<never> | undefined): StatsTarg
   readOnly: async (_timeoutMs, work) => (await read()) ?? work(busyServer),
 });
 
-const memoryRepository = (failWrites = false): StatsRepository => {
+const memoryRepository = (
+  failWrites = false,
+  series: Record<string, { at: Date; value: number }[]> = {},
+): StatsRepository => {
   const snapshots = new Map<string, unknown>();
   return {
     loadSnapshot: async (t, kind) => snapshots.get(`${t}/${kind}`) as never,
@@ -50,7 +53,7 @@ const memoryRepository = (failWrites = false): StatsRepository => {
       snapshots.set(`${s.target}/${s.kind}`, s);
     },
     recordMetrics: async () => undefined,
-    metricSeries: async () => [],
+    metricSeries: async (_t, metric) => series[metric] ?? [],
     pruneMetrics: async () => 0,
   };
 };
@@ -134,5 +137,26 @@ describe('collectMetrics', () => {
     expect(run.targets[0]?.error?.message).toBe('repository down');
     expect(run.targets[0]?.health?.bottleneck).toBe('connections');
     expect(reconciled[0]?.conditions.map((c) => c.kind)).toContain('connections');
+  });
+
+  it('raises a WARNING trend condition for a steadily rising mean statement time and none for a flat one', async () => {
+    // Prepare: one point a minute for an hour; mean time climbs 2 → 8 ms, connections stay flat.
+    const start = Date.parse('2026-11-27T09:00:00Z');
+    const points = (f: (i: number) => number) =>
+      Array.from({ length: 60 }, (_, i) => ({ at: new Date(start + i * 60_000), value: f(i) }));
+    const repository = memoryRepository(false, {
+      MeanQueryTimeMs: points((i) => 2 + i * 0.1 + (i % 3) * 0.05),
+      ConnectionUtilisation: points((i) => 20 + (i % 2)),
+    });
+    const { d, reconciled } = deps([target('t', () => undefined)], repository);
+    // Act
+    const run = await collectMetrics(d);
+    // Assess
+    expect(run.targets[0]?.trends.MeanQueryTimeMs?.direction).toBe('DEGRADING');
+    expect(run.targets[0]?.trends.ConnectionUtilisation?.direction).toBe('STABLE');
+    const trend = reconciled[0]?.conditions.filter((c) => c.kind.startsWith('trend_'));
+    expect(trend).toEqual([
+      expect.objectContaining({ kind: 'trend_mean_query_time', severity: 'WARNING' }),
+    ]);
   });
 });
