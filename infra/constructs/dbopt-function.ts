@@ -5,6 +5,12 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import {
+  BUNDLE_ALIAS,
+  BUNDLE_BANNER,
+  BUNDLE_DEFINE,
+  BUNDLE_MAIN_FIELDS,
+} from '../bundling/options.ts';
 import { LIBPG_QUERY_WASM_PATH, LOCK_FILE_PATH, REPO_ROOT, TSCONFIG_PATH } from '../paths.ts';
 
 /** Every dbopt Lambda runs on this runtime (ARCHITECTURE.md: nodejs22.x, ARM64). */
@@ -172,33 +178,25 @@ const vpcNetworkInterfacesPolicy = (): iam.PolicyDocument =>
   });
 
 /**
- * ESM bundle for Node 22, built by the local esbuild (never Docker).
- *
- * CommonJS dependencies inside an ESM bundle need two shims: `require` (esbuild's
- * `__require` calls it for Node built-ins), given by the banner; and `__dirname` /
- * `__filename`, rewritten by `define` to their ESM equivalents (Node ≥ 20.11). The define
- * is used instead of declaring consts in the banner so it cannot collide with a bundled
- * module that declares its own top-level `__dirname`. libpg-query's Emscripten loader
- * looks for `libpg-query.wasm` in `__dirname`, i.e. next to `index.mjs`, which is where
- * the after-bundling hook copies it.
+ * ESM bundle for Node 22, built by the local esbuild (never Docker), as described in
+ * `infra/bundling/options.ts` (shared with bench:cold). libpg-query's Emscripten loader looks
+ * for `libpg-query.wasm` in `__dirname`, i.e. next to `index.mjs`, where the after-bundling
+ * hook copies it.
  */
 const bundlingOptions = (usesSqlParser: boolean): BundlingOptions => ({
   format: OutputFormat.ESM,
-  mainFields: ['module', 'main'],
+  mainFields: [...BUNDLE_MAIN_FIELDS],
   minify: true,
   sourceMap: true,
   sourcesContent: false,
-  // The runtime's SDK version drifts; bundling ours pins it and tree-shakes it.
   bundleAwsSDK: true,
   tsconfig: TSCONFIG_PATH,
   forceDockerBundling: false,
-  banner:
-    "import { createRequire as __dboptCreateRequire } from 'node:module';" +
-    'const require = __dboptCreateRequire(import.meta.url);',
-  define: {
-    __dirname: 'import.meta.dirname',
-    __filename: 'import.meta.filename',
-  },
+  banner: BUNDLE_BANNER,
+  define: { ...BUNDLE_DEFINE },
+  esbuildArgs: Object.fromEntries(
+    Object.entries(BUNDLE_ALIAS).map(([from, to]) => [`--alias:${from}`, to]),
+  ),
   commandHooks: {
     beforeBundling: () => [],
     beforeInstall: () => [],
