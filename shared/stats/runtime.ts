@@ -209,11 +209,12 @@ export const createCollectorRuntime = (
 };
 
 /**
- * The EventBridge Scheduler input of both collectors: `{}` (every target) or
- * `{ "targets": ["primary", "s1"] }`. Unknown fields are refused so a typo is not ignored.
+ * The EventBridge Scheduler input of both collectors: none / `{}` (every target) or
+ * `{ "targets": ["primary", "s1"] }`. Other fields are ignored, so whatever the scheduler
+ * adds never fails a run; a malformed `targets` does.
  */
 export const CollectEventSchema = z
-  .strictObject({
+  .looseObject({
     targets: z.array(z.string().min(1)).min(1).optional(),
   })
   .nullish()

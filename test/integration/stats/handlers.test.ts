@@ -126,7 +126,7 @@ describe('collector Lambda handlers', () => {
   });
 
   it.each<[string, unknown, RegExp]>([
-    ['an unknown field', { target: 'primary' }, /Invalid collector event/],
+    ['targets that are not a list', { targets: 'primary' }, /Invalid collector event/],
     ['an unknown target', { targets: ['nope'] }, /Unknown target\(s\) nope; configured: primary/],
   ])('collect-metrics refuses a scheduler event with %s', async (_name, event, message) => {
     // Prepare
