@@ -164,22 +164,27 @@ const tokenAt = (tokens: readonly Token[], offset: number): number => {
 const spanOf = (wrapper: unknown, tokens: readonly Token[]): Span => {
   let min = Number.POSITIVE_INFINITY;
   let max = -1;
-  const note = (body: AstObject) => {
-    for (const key of ['location', 'rexpr_list_end']) {
-      const at = body[key];
-      if (typeof at === 'number' && at >= 0) {
-        min = Math.min(min, at);
-        max = Math.max(max, at);
+  // Every location under the node, including those of plain fields (a TypeName is not a
+  // wrapped node but carries the location of the type's name).
+  const collect = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) collect(item);
+      return;
+    }
+    const object = asObject(value);
+    if (!object) return;
+    for (const [key, child] of Object.entries(object)) {
+      if ((key === 'location' || key === 'rexpr_list_end') && typeof child === 'number') {
+        if (child >= 0) {
+          min = Math.min(min, child);
+          max = Math.max(max, child);
+        }
+      } else {
+        collect(child);
       }
     }
   };
-  const root = asObject(wrapper);
-  const rootBody = root ? asObject(Object.values(root)[0]) : undefined;
-  if (rootBody) note(rootBody);
-  walkNodes(rootBody, (_type, body) => {
-    note(body);
-    return true;
-  });
+  collect(wrapper);
   if (max < 0) throw new Error('node without a location: cannot splice its text');
   let first = tokenAt(tokens, min);
   let last = tokenAt(tokens, max);

@@ -526,9 +526,8 @@ const mismatchedLiteral = (
     const resolved = resolveColumn(col, relations, schema);
     if (!resolved) return;
     if (!isIntegerType(schema.columnType(resolved.relation, resolved.column))) return;
-    const fval = asObject(nodeOf(literal, 'A_Const')?.fval)?.fval;
-    if (typeof fval !== 'string') return;
-    const n = Number(fval);
+    const n = nonIntegerTypedNumber(literal);
+    if (n === undefined) return;
     // 1.5 can never equal an integer: that is a bug in the query, not a rewrite.
     if (!Number.isSafeInteger(n)) return;
     edits.push({ ...parsed.span(literal), text: String(n) });
@@ -556,6 +555,31 @@ const mismatchedLiteral = (
       "so the column's btree index cannot be used. The same value written as an integer " +
       'compares natively and can use the index.',
   });
+};
+
+const NON_INTEGER_NUMERIC_TYPES = new Set([
+  'numeric',
+  'decimal',
+  'float4',
+  'float8',
+  'real',
+  'float',
+]);
+
+/**
+ * The value of a number that PostgreSQL types as non-integer: a decimal literal (`1.0`,
+ * `1e3`) or any number cast to numeric / float (`42::numeric`, `CAST(42 AS float8)`).
+ */
+const nonIntegerTypedNumber = (wrapper: unknown): number | undefined => {
+  const fval = asObject(nodeOf(wrapper, 'A_Const')?.fval)?.fval;
+  if (typeof fval === 'string') return Number(fval);
+  const cast = nodeOf(wrapper, 'TypeCast');
+  const typeName = stringValues(asObject(cast?.typeName)?.names).at(-1) ?? '';
+  if (!cast || !NON_INTEGER_NUMERIC_TYPES.has(typeName)) return undefined;
+  const inner = integerConst(cast.arg);
+  if (inner !== undefined) return inner;
+  const innerFval = asObject(nodeOf(cast.arg, 'A_Const')?.fval)?.fval;
+  return typeof innerFval === 'string' ? Number(innerFval) : undefined;
 };
 
 // ── rule 6: (SELECT count(*) …) > 0 → EXISTS ──

@@ -89,6 +89,12 @@ describe('rewrite rules', () => {
       'SELECT id FROM orders WHERE customer_id IN (1, 2)',
     ],
     [
+      'a number cast to numeric or float on an integer column',
+      'SELECT id FROM orders WHERE customer_id = 7::numeric AND id > CAST(100 AS double precision)',
+      'mismatched_literal',
+      'SELECT id FROM orders WHERE customer_id = 7 AND id > 100',
+    ],
+    [
       '(SELECT count(*) …) > 0 → EXISTS',
       'SELECT c.id FROM customers c WHERE (SELECT count(*) FROM orders o WHERE o.customer_id = c.id) > 0',
       'count_gt_zero',
@@ -208,6 +214,11 @@ describe('rewrite rules: no suggestion', () => {
     ['a cast of the value, not the column', 'SELECT kind FROM events WHERE ts = $1::timestamp'],
     ['an integer literal on an integer column', 'SELECT id FROM orders WHERE id = 42'],
     ['a numeric literal on a numeric column', 'SELECT id FROM orders WHERE total = 42.0'],
+    [
+      'an integer cast to bigint on an integer column',
+      'SELECT id FROM orders WHERE customer_id = 7::bigint',
+    ],
+    ['a numeric cast on a numeric column', 'SELECT id FROM orders WHERE total = 7::numeric'],
     ['varchar compared with text', "SELECT id FROM orders WHERE note = 'x'::text"],
     [
       'a fractional literal on an integer column (a bug, not a rewrite)',
