@@ -5,7 +5,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SNSClient } from '@aws-sdk/client-sns';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { loadConfig } from '#shared/config';
 import { createOptimizerRuntime, processSlowQueryBatch } from '#shared/optimizer';
 import { initSqlParser } from '#shared/sql';
@@ -30,9 +30,12 @@ await initSqlParser();
  * after the queue's maxReceiveCount they move to the DLQ. The repository schema is migrated
  * on first use; if that fails the whole batch is retried.
  */
-const baseHandler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+const baseHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   await runtime.ensureRepository();
-  const { batchItemFailures } = await processSlowQueryBatch(runtime.deps, event.Records);
+  const deadlineAtMs = Date.now() + context.getRemainingTimeInMillis();
+  const { batchItemFailures } = await processSlowQueryBatch(runtime.deps, event.Records, {
+    deadlineAtMs,
+  });
   return { batchItemFailures };
 };
 

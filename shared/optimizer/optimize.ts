@@ -93,6 +93,7 @@ export interface OptimizeResult {
 export const optimizeSlowQuery = async (
   deps: OptimizerDeps,
   message: SlowQueryMessage,
+  options: { deadlineAtMs?: number } = {},
 ): Promise<OptimizeResult> => {
   const db = deps.databaseFor(message.target);
   if (!db) {
@@ -151,7 +152,7 @@ export const optimizeSlowQuery = async (
       });
     }
     if (settings.autoApply && suggestion.kind === 'create_index' && suggestion.ddl) {
-      const outcome = await autoApply(deps, db, id, suggestion, warnings);
+      const outcome = await autoApply(deps, db, id, suggestion, warnings, options.deadlineAtMs);
       if (outcome) applied.push(outcome);
     }
   }
@@ -293,6 +294,10 @@ const dropSuggestion = (target: string, f: HygieneFinding): NewSuggestion => ({
 
 const QUERY_ID = /^-?\d+$/;
 
+/** Time kept back after a build for verification, the DROP of a useless index and the reply. */
+const APPLY_END_MARGIN_MS = 20_000;
+const MIN_BUILD_MS = 5_000;
+
 /** Real-time tolerance: a statement counts as slower when its mean grew by more than 10 %. */
 const MEAN_TIME_TOLERANCE = 0.1;
 
@@ -374,7 +379,16 @@ const autoApply = async (
   id: number,
   suggestion: NewSuggestion,
   warnings: string[],
+  deadlineAtMs: number | undefined,
 ): Promise<ApplyOutcome | undefined> => {
+  // A build cut off by the end of the invocation would leave an invalid index: keep the build
+  // limit inside the time left, and leave the proposal for a later run when too little is.
+  const leftMs = deadlineAtMs === undefined ? Number.POSITIVE_INFINITY : deadlineAtMs - Date.now();
+  const maxBuildMs = Math.min(deps.settings.applyLimits.maxBuildMs, leftMs - APPLY_END_MARGIN_MS);
+  if (maxBuildMs < MIN_BUILD_MS) {
+    warnings.push(`auto-apply of suggestion ${id} postponed: too little invocation time left`);
+    return undefined;
+  }
   type Served = { id?: string; sql: string; params?: unknown[] };
   const statements = (suggestion.payload.statements as Array<Partial<Served>>)
     .filter((s): s is Served => typeof s.sql === 'string')
@@ -390,7 +404,7 @@ const autoApply = async (
       {
         ddl: String(suggestion.ddl),
         statements,
-        limits: deps.settings.applyLimits,
+        limits: { ...deps.settings.applyLimits, maxBuildMs },
         suggestionId: id,
         sizeBytes: Number(suggestion.payload.sizeBytes) || undefined,
       },
@@ -425,13 +439,14 @@ export interface BatchResult {
 export const processSlowQueryBatch = async (
   deps: OptimizerDeps,
   records: readonly QueueRecord[],
+  options: { deadlineAtMs?: number } = {},
 ): Promise<BatchResult> => {
   const results: BatchResult['results'] = [];
   const batchItemFailures: BatchResult['batchItemFailures'] = [];
   for (const record of records) {
     try {
       const message = parseSlowQueryMessage(record.body);
-      const result = await optimizeSlowQuery(deps, message);
+      const result = await optimizeSlowQuery(deps, message, options);
       deps.logger.info('slow query optimised', {
         messageId: record.messageId,
         target: result.target,
