@@ -24,6 +24,20 @@ const noDimensionedMetrics: DimensionedMetrics & {
   publishStoredMetrics: () => undefined,
 });
 
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+/** A DATABASE_URL on this machine almost never has TLS: default DB_SSL_MODE to disable there. */
+const withLocalSslDefault = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+  if (env.DB_SSL_MODE || !env.DATABASE_URL) return env;
+  try {
+    return LOCAL_HOSTS.has(new URL(env.DATABASE_URL).hostname)
+      ? { ...env, DB_SSL_MODE: 'disable' }
+      : env;
+  } catch {
+    return env; // loadConfig reports the malformed URL
+  }
+};
+
 const clock = (at: Date = new Date()): string => at.toISOString().slice(11, 19);
 
 const oneLine = (sql: string, max = 90): string => {
@@ -114,6 +128,8 @@ export interface LocalCollectorsOptions {
 export interface LocalCollectors {
   /** Settles when both loops have stopped. */
   readonly done: Promise<void>;
+  /** Targets that failed or were unreachable, summed over all runs (exit code of `--once`). */
+  readonly failures: () => number;
   /** Closes the collectors' pools (after `done`). */
   shutdown(): Promise<void>;
 }
@@ -146,14 +162,19 @@ const loop = async (
 export const startLocalCollectors = async (
   options: LocalCollectorsOptions,
 ): Promise<LocalCollectors> => {
-  const config: Config = loadConfig(options.env ?? process.env);
+  const env = options.env ?? process.env;
+  const config: Config = loadConfig(withLocalSslDefault(env));
   const { print, signal } = options;
+  // Per-target failures are printed by formatMetricsRun / formatSlowQueriesRun already.
+  const printedElsewhere = new Set(['collecting metrics failed', 'collecting slow queries failed']);
+  const line = (kind: string, message: string, extra?: { err?: Error }): void => {
+    if (printedElsewhere.has(message)) return;
+    print(`collector ${kind}: ${message}${extra?.err ? ` (${extra.err.message})` : ''}`);
+  };
   const logger = {
     info: () => undefined,
-    warn: (message: string, extra?: { err?: Error }) =>
-      print(`collector warning: ${message}${extra?.err ? ` (${extra.err.message})` : ''}`),
-    error: (message: string, extra?: { err?: Error }) =>
-      print(`collector error: ${message}${extra?.err ? ` (${extra.err.message})` : ''}`),
+    warn: (message: string, extra?: { err?: Error }) => line('warning', message, extra),
+    error: (message: string, extra?: { err?: Error }) => line('error', message, extra),
   };
   const runtime: CollectorRuntime = createCollectorRuntime(config, {
     logger,
@@ -172,6 +193,7 @@ export const startLocalCollectors = async (
   // One collector run at a time: embedded PostgreSQL (PGlite) is a single backend, and two
   // runs interleaving their statements on it confuse its connection multiplexer.
   let serial: Promise<void> = Promise.resolve();
+  let failures = 0;
   const guarded = (name: string, fn: () => Promise<void>) => () => {
     serial = serial.then(async () => {
       try {
@@ -187,7 +209,9 @@ export const startLocalCollectors = async (
     signal,
     once,
     guarded('metrics collector', async () => {
-      for (const line of formatMetricsRun(await collectMetrics(runtime.metricsDeps()))) print(line);
+      const run = await collectMetrics(runtime.metricsDeps());
+      failures += run.targets.filter((t) => t.status !== 'collected').length;
+      for (const line of formatMetricsRun(run)) print(line);
     }),
   );
   const slowLoop = loop(
@@ -196,11 +220,12 @@ export const startLocalCollectors = async (
     once,
     guarded('slow-query collector', async () => {
       const run = await collectSlowQueries(runtime.slowQueryDeps(sql));
+      failures += run.targets.filter((t) => t.error !== undefined).length;
       for (const line of formatSlowQueriesRun(run, { limits: slowLimits })) {
         print(line);
       }
     }),
   );
   const done = Promise.all([metricsLoop, slowLoop]).then(() => undefined);
-  return { done, shutdown: () => runtime.shutdown() };
+  return { done, failures: () => failures, shutdown: () => runtime.shutdown() };
 };
