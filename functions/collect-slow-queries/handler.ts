@@ -5,6 +5,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { loadConfig } from '#shared/config';
 import { createSqlAnalyzer, initSqlParser } from '#shared/sql';
 import {
@@ -30,12 +31,17 @@ const runtime = createCollectorRuntime(config, {
   ...(config.STATS_SOURCE === 'data-api' ? { rdsData: new RDSDataClient({}) } : {}),
 });
 
+/** Time kept back at the end of an invocation for SQS and the repository. */
+const END_MARGIN_MS = 10_000;
+
 /** EventBridge Scheduler, every five minutes: `{}` or `{ "targets": [...] }`. */
-export const handler = middy(async (event: CollectEvent) => {
+export const handler = middy(async (event: CollectEvent, context: Context) => {
   await runtime.ensureRepository();
-  const run = await collectSlowQueries(
-    runtime.slowQueryDeps(sql, runtime.selectTargets(event.targets)),
-  );
+  const run = await collectSlowQueries({
+    ...runtime.slowQueryDeps(sql, runtime.selectTargets(event.targets)),
+    // Leave time to send the messages and store the snapshot.
+    explainDeadlineMs: Date.now() + context.getRemainingTimeInMillis() - END_MARGIN_MS,
+  });
   return run.targets.map((t) => ({
     target: t.target,
     status: t.status,

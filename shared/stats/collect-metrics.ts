@@ -219,7 +219,12 @@ const collectTarget = async (
       serverVersionNum: snapshot.server.serverVersionNum,
       payload: snapshot,
     });
-    await deps.repository.recordMetrics(target.name, takenAt, values);
+    // History also keeps lock waits per mode (not in EMF: one metric per mode is noise there).
+    const waitsByMode: Record<string, number> = {};
+    for (const l of snapshot.locks) {
+      if (!l.granted) waitsByMode[`LocksWaiting.${l.mode}`] = l.locks;
+    }
+    await deps.repository.recordMetrics(target.name, takenAt, { ...values, ...waitsByMode });
     trend = await trendConditions(deps, target, takenAt);
   } catch (err) {
     storeError = asError(err);

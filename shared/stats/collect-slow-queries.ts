@@ -39,6 +39,11 @@ export interface CollectSlowQueriesDeps {
   settings: StatsSettings;
   /** EXPLAIN slow statements for the `seq_scan` finding; default true. */
   explain?: boolean;
+  /**
+   * Epoch ms after which no EXPLAIN starts (the Lambda's remaining time minus a margin for
+   * sending and storing); later statements get a `plan_unavailable` finding instead.
+   */
+  explainDeadlineMs?: number;
   now?: () => Date;
 }
 
@@ -91,6 +96,18 @@ const planFindings = async (
   s: SlowStatement,
   serverVersionNum: number,
 ): Promise<Finding[]> => {
+  if (
+    deps.explainDeadlineMs !== undefined &&
+    Date.now() + deps.settings.explainTimeoutMs > deps.explainDeadlineMs
+  ) {
+    return [
+      {
+        kind: 'plan_unavailable',
+        detail:
+          'EXPLAIN skipped: the invocation is close to its time limit (raise the Lambda timeout or lower SLOW_QUERY_TOP_N)',
+      },
+    ];
+  }
   try {
     return await target.readOnly(deps.settings.explainTimeoutMs, async (tx) =>
       findBigSeqScans(

@@ -225,6 +225,27 @@ describe('collectors against PostgreSQL 15 (pg_stat_statements)', () => {
     }
   });
 
+  it('skips EXPLAIN past the invocation deadline and says so on each statement', async () => {
+    // Prepare
+    await collectSlowQueries(slowDeps([target], recordingPublisher().publisher));
+    await workload([[BIG_QUERY, 3]]);
+    // Act
+    const run = await collectSlowQueries({
+      ...slowDeps([target], recordingPublisher().publisher),
+      explainDeadlineMs: Date.now(),
+    });
+    // Assess
+    const big = run.targets[0]?.messages.find((m) => m.query === BIG_QUERY);
+    expect(big?.calls).toBe(3);
+    expect(big?.findings).toContainEqual(
+      expect.objectContaining({
+        kind: 'plan_unavailable',
+        detail: expect.stringMatching(/^EXPLAIN skipped/),
+      }),
+    );
+    expect(big?.findings).not.toContainEqual(expect.objectContaining({ kind: 'seq_scan' }));
+  });
+
   it('reports how to enable pg_stat_statements when the extension is not created', async () => {
     // Prepare
     const noExt = pgStatsTarget('noext', NOEXT_DB_NAME, noExtDb);
