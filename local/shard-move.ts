@@ -14,8 +14,9 @@
  *    (rows written to the old shard after their copy) triggers a catch-up: the slot's rows on
  *    the new shard are deleted and copied again; up to three rounds.
  * 3. switch: the new map (version + 1) is written over the `--map` file (atomically): the
- *    directory switch. Deploy it as SHARD_MAP.
- * 4. cleanup: the moved rows are deleted from the old shard, only where the new owner holds an
+ *    directory switch. Deploy it as SHARD_MAP. The run stops here.
+ * 4. cleanup (the next run, once the new map is deployed): the moved rows are deleted from
+ *    the old shard, only where the new owner holds an
  *    identical row (same primary key and md5): a row changed on the old shard after the
  *    verification is kept and reported, never lost silently.
  *
@@ -81,7 +82,10 @@ export interface ShardMoveOptions {
   /** Default `<to>.state.json`. */
   state?: string;
   dryRun?: boolean;
-  /** Stop after this phase (e.g. `switch`: deploy the map, then run again for the cleanup). */
+  /**
+   * Stop after this phase. A run always stops after `switch` (deploy the map, then run again
+   * for the cleanup), so `switch` is the default.
+   */
   stopAfter?: 'copy' | 'verify' | 'switch';
 }
 
@@ -330,8 +334,9 @@ export interface MoveReport {
  *   every API instance runs the new map (a deploy) reach the old shard. The cleanup keeps
  *   such rows (it deletes only rows identical on the new owner) and reports them as `kept`,
  *   but the new owner does not have them. Pause writes to the moving slots (or all API writes)
- *   from the verification until the new SHARD_MAP is deployed; use `--stop-after switch` to
- *   deploy before the cleanup.
+ *   from the verification until the new SHARD_MAP is deployed.
+ * - The run that switches stops there: the cleanup runs only in a later run (after the
+ *   deploy), so the old owner keeps every moved row for as long as any instance routes to it.
  * - Scatter-gather reads see copied rows twice while both shards hold them and both are in
  *   the map (moves between existing shards; adding a shard: between switch and cleanup).
  */
@@ -412,7 +417,8 @@ export const runShardMove = async (options: ShardMoveOptions, io: MoveIo): Promi
     toVersion: toMap.version,
     movedSlots: newOwner.size,
     copied: {},
-    verifiedSlots: 0,
+    // A resumed run reports the verification an earlier run did.
+    verifiedSlots: state?.verifiedSlots ?? 0,
     catchUpSlots: 0,
     deleted: 0,
     kept: 0,
@@ -679,7 +685,13 @@ export const runShardMove = async (options: ShardMoveOptions, io: MoveIo): Promi
         `switch: directory version ${toMap.version}${target ? ` written to ${target}` : ''}; deploy it as SHARD_MAP:`,
       );
       io.out(text);
-      if (options.stopAfter === 'switch') return { ...report, phase: current.phase };
+      // Never clean up in the run that switched: until every API instance runs the new map,
+      // the old shard is still the owner, and deleting its moved rows would hide them from
+      // reads and make updates of them hit nothing. The next run (after the deploy) cleans up.
+      io.out(
+        'switch: deploy the new SHARD_MAP to every API instance, then run the same command again to delete the moved rows from the old shard(s)',
+      );
+      return { ...report, phase: current.phase };
     }
 
     // 4. cleanup: delete moved rows from the old shard where the new owner has them identical.

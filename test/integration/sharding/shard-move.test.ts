@@ -172,13 +172,20 @@ describe('dbopt shard move with three PostgreSQL databases', () => {
     const events = await db('b').query(
       'SELECT payload::text, at FROM events ORDER BY user_id, seq',
     );
-    // Act
+    // Act: the first run stops at the switch (deploy), the second one cleans up.
+    const switching = await runShardMove(options(), io());
+    const afterSwitch = await snapshot();
     const report = await runShardMove(options(), io());
-    // Assess
+    // Assess: until the cleanup run, every old owner still holds all of its rows.
+    expect(switching.phase).toBe('cleanup');
+    for (const name of ['a', 'b'] as const) {
+      expect(afterSwitch[name]).toEqual(before[name]);
+    }
+    expect(output.join('\n')).toContain('run the same command again');
     await expectPlacedByNewMap(before);
     expect(report.movedSlots).toBeGreaterThan(5_000);
     expect(report).toMatchObject({ phase: 'done', verifiedSlots: report.movedSlots, kept: 0 });
-    expect(report.deleted).toBe(Object.values(report.copied).reduce((a, b) => a + b, 0));
+    expect(report.deleted).toBe(Object.values(switching.copied).reduce((a, b) => a + b, 0));
     const switched = parseShardMap(readFileSync(paths.map, 'utf8'));
     expect(switched.version).toBe(2);
     expect(createShardRouter(switched).route('user:1')).toEqual(
@@ -213,6 +220,7 @@ describe('dbopt shard move with three PostgreSQL databases', () => {
     const first = runShardMove(options(), io(abortAfterFirst));
     await expect(first).rejects.toThrow('injected crash');
     const saved = JSON.parse(readFileSync(paths.state, 'utf8'));
+    await runShardMove(options(), io());
     const report = await runShardMove(options(), io());
     // Assess
     expect(saved.phase).toBe('copy');
@@ -239,6 +247,7 @@ describe('dbopt shard move with three PostgreSQL databases', () => {
     );
     // Act
     const report = await runShardMove(options(), io(writeDuringCopy));
+    await runShardMove(options(), io());
     // Assess
     await expectPlacedByNewMap(before);
     const stale = await db('c').query<{ n: string }>(
