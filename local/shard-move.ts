@@ -341,7 +341,10 @@ export interface MoveReport {
  *   the map (moves between existing shards; adding a shard: between switch and cleanup).
  */
 export const runShardMove = async (options: ShardMoveOptions, io: MoveIo): Promise<MoveReport> => {
-  if (options.stopAfter !== undefined && !['copy', 'verify', 'switch'].includes(options.stopAfter)) {
+  if (
+    options.stopAfter !== undefined &&
+    !['copy', 'verify', 'switch'].includes(options.stopAfter)
+  ) {
     throw new ShardMoveError('MOVE_INVALID', '--stop-after must be copy, verify or switch');
   }
   const statePath = options.state ?? `${options.to}.state.json`;
