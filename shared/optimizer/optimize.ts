@@ -120,11 +120,20 @@ export const optimizeSlowQuery = async (
   );
 
   const byId = new Map(workload.map((w) => [w.id, w]));
+  const rewriteIndexes = await indexesReliedOnByRewrites(
+    deps,
+    message.target,
+    rewrites.suggestions,
+  );
   const proposed: NewSuggestion[] = [
     ...report.proposals.map((p) => indexSuggestion(message.target, p, byId)),
     ...rewrites.suggestions.map((r) => rewriteSuggestion(message, r)),
-    ...hygiene.findings.map((f) => dropSuggestion(message.target, f)),
+    // An index a suggested rewrite relies on is not "unused": it is about to be.
+    ...hygiene.findings
+      .filter((f) => f.kind !== 'unused' || !rewriteIndexes.has(f.index))
+      .map((f) => dropSuggestion(message.target, f)),
   ];
+  await withdrawDropsOfReliedIndexes(deps, message.target, rewriteIndexes);
   const suggestions: OptimizeResult['suggestions'] = [];
   const announceFailures: AnnounceFailure[] = [];
   let announced = 0;
@@ -182,6 +191,50 @@ export const optimizeSlowQuery = async (
 
 /** How far down pg_stat_statements to look for a slow statement outside the top N. */
 const DEEP_WORKLOAD_LIMIT = 1_000;
+
+/**
+ * Index names the plans of suggested rewrites read (this run's and the target's stored,
+ * proposed ones): such an index shows no scans only because the statement is not yet
+ * rewritten, so hygiene must not propose dropping it.
+ */
+const indexesReliedOnByRewrites = async (
+  deps: OptimizerDeps,
+  target: string,
+  current: readonly RewriteSuggestion[],
+): Promise<Set<string>> => {
+  const stored = await deps.repository.listSuggestions({
+    target,
+    kind: 'rewrite',
+    status: 'proposed',
+  });
+  const names = [
+    ...current.flatMap((r) => r.indexesUsed),
+    ...stored.flatMap((s) =>
+      Array.isArray(s.payload.indexesUsed) ? s.payload.indexesUsed.map(String) : [],
+    ),
+  ];
+  return new Set(names);
+};
+
+/** Rejects proposed "unused index" drops of indexes a suggested rewrite relies on. */
+const withdrawDropsOfReliedIndexes = async (
+  deps: OptimizerDeps,
+  target: string,
+  relied: ReadonlySet<string>,
+): Promise<void> => {
+  if (relied.size === 0) return;
+  const drops = await deps.repository.listSuggestions({
+    target,
+    kind: 'drop_index',
+    status: 'proposed',
+  });
+  for (const drop of drops) {
+    if (drop.payload.kind !== 'unused' || !relied.has(String(drop.payload.index))) continue;
+    await deps.repository.setSuggestionStatus(drop.id, 'rejected', {
+      reason: 'a suggested rewrite of a slow statement uses this index',
+    });
+  }
+};
 
 const buildWorkload = async (
   db: Database,
@@ -279,6 +332,7 @@ const rewriteSuggestion = (message: SlowQueryMessage, r: RewriteSuggestion): New
     costAfter: r.costAfter,
     costRatio: r.costRatio,
     planMode: r.planMode,
+    indexesUsed: r.indexesUsed,
     correctnessFix: r.correctnessFix,
     rationale: r.rationale,
   },

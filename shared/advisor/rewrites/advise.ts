@@ -1,7 +1,7 @@
 import type { Database, Queryable } from '#shared/db';
 import { withReadOnlyTransaction } from '#shared/db';
 import { parseSelect, walkNodes } from './ast.ts';
-import { explainStatement } from './explain.ts';
+import { explainStatement, planIndexNames } from './explain.ts';
 import { type DetectOptions, detectRewrites } from './rules.ts';
 import type { RewriteCandidate, RewriteSuggestion, SchemaInfo } from './types.ts';
 
@@ -111,6 +111,7 @@ export const measureRewrite = async (
     costAfter: after.totalCost,
     costRatio: before.totalCost > 0 ? after.totalCost / before.totalCost : 1,
     planMode: before.mode,
+    indexesUsed: [...planIndexNames(after.plan)].sort(),
   };
 };
 

@@ -32,6 +32,8 @@ export interface RewriteSuggestion extends RewriteCandidate {
   readonly costRatio: number;
   /** custom: planned with the statement's real parameter values; generic: values unknown. */
   readonly planMode: 'custom' | 'generic' | 'none';
+  /** Indexes the rewritten statement's plan reads (hygiene must not propose dropping them). */
+  readonly indexesUsed: string[];
 }
 
 /** Column types and indexed columns of the relations a statement reads. */
