@@ -14,11 +14,13 @@ import {
   collectSlowQueries,
   DEFAULT_FINDING_THRESHOLDS,
   pgStatsTarget,
+  readHealthReport,
   SlowQueryMessageSchema,
   type StatsSettings,
   type StatsTarget,
   type TargetMetricsPublisher,
 } from '#shared/stats';
+import { formatHealthReport } from '../../../local/report-command.ts';
 import { DEAD_DATABASE_URL, TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
 
 const DB_NAME = 'dbopt_it_stats_collect';
@@ -99,6 +101,10 @@ describe('collectors against PostgreSQL 15 (pg_stat_statements)', () => {
        INSERT INTO it_big SELECT g, g % 1000, repeat('x', 40) FROM generate_series(1, 50000) g;
        CREATE TABLE it_small (id int PRIMARY KEY);
        INSERT INTO it_small SELECT generate_series(1, 100);
+       CREATE INDEX it_big_pad_idx ON it_big (pad);
+       CREATE TABLE it_churn (id int PRIMARY KEY) WITH (autovacuum_enabled = off);
+       INSERT INTO it_churn SELECT generate_series(1, 20000);
+       DELETE FROM it_churn WHERE id % 2 = 0;
        ANALYZE it_big;
        ANALYZE it_small;`,
       URL_,
@@ -244,6 +250,34 @@ describe('collectors against PostgreSQL 15 (pg_stat_statements)', () => {
       }),
     );
     expect(big?.findings).not.toContainEqual(expect.objectContaining({ kind: 'seq_scan' }));
+  });
+
+  it('builds the dbopt report: slow statements with findings, unused indexes, dead tuples, a verdict', async () => {
+    // Prepare
+    await workload([[BIG_QUERY, 2]]);
+    // Act
+    const report = await readHealthReport(target, {
+      thresholds: DEFAULT_HEALTH_THRESHOLDS,
+      sql,
+      timeoutMs: 5_000,
+      topN: 5,
+    });
+    // Assess
+    expect(report.database).toBe(DB_NAME);
+    const big = report.slowQueries.find((s) => s.query === BIG_QUERY);
+    expect(big?.findings).toContainEqual(
+      expect.objectContaining({ kind: 'seq_scan', relation: 'public.it_big' }),
+    );
+    expect(report.unusedIndexes).toContainEqual(
+      expect.objectContaining({ schema: 'public', table: 'it_big', index: 'it_big_pad_idx' }),
+    );
+    expect(report.deadTupleTables).toContainEqual(
+      expect.objectContaining({ table: 'it_churn', deadTuples: 10_000, liveTuples: 10_000 }),
+    );
+    expect(report.health.checks.find((c) => c.kind === 'dead_tuples')?.value).toBeCloseTo(0.5, 5);
+    const text = formatHealthReport(report).join('\n');
+    expect(text).toContain(`Verdict: ${report.health.status}`);
+    expect(text).toContain('public.it_big_pad_idx on it_big');
   });
 
   it('reports how to enable pg_stat_statements when the extension is not created', async () => {
