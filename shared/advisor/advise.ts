@@ -2,6 +2,7 @@ import type { Database } from '#shared/db';
 import { initSqlParser, parseStatements } from '#shared/sql';
 import {
   type Candidate,
+  candidateBody,
   candidateDdl,
   candidateName,
   generateCandidates,
@@ -96,6 +97,53 @@ const writeStatements = (states: readonly StatementState[], catalog: Catalog): W
       },
     ];
   });
+
+/**
+ * Plain indexes first; then INCLUDE variants of the chosen ones compete like any candidate
+ * (they must cut a statement's cost by another minImprovement of its baseline), and a chosen
+ * variant replaces its plain twin. A wider index has to earn its size: an index-only scan that
+ * saves a few heap pages of an already cheap plan is not worth it.
+ */
+const selectInTwoPasses = (
+  statements: readonly SelectionStatement[],
+  candidates: readonly SelectionCandidate[],
+  usable: ReadonlyMap<string, { c: Candidate }>,
+  options: AdvisorOptions,
+): ReturnType<typeof selectIndexes> => {
+  const isVariant = (id: string) => (usable.get(id)?.c.include.length ?? 0) > 0;
+  const plainIdOf = (id: string): string => {
+    const c = (usable.get(id) as { c: Candidate }).c;
+    return candidateBody({ ...c, include: [] });
+  };
+  const first = selectIndexes(
+    statements,
+    candidates.filter((c) => !isVariant(c.id)),
+    options,
+  );
+  const variants = candidates.filter(
+    (c) => isVariant(c.id) && first.chosen.includes(plainIdOf(c.id)),
+  );
+  const second = selectIndexes(
+    statements,
+    [...candidates.filter((c) => first.chosen.includes(c.id)), ...variants],
+    { ...options, initial: first.chosen },
+  );
+  const replaced = new Set(second.chosen.filter(isVariant).map(plainIdOf));
+  const rejected = new Map(first.rejected);
+  for (const [id, reason] of second.rejected) rejected.set(id, reason);
+  for (const c of candidates) {
+    if (isVariant(c.id) && !second.chosen.includes(c.id) && !rejected.has(c.id)) {
+      rejected.set(
+        c.id,
+        first.chosen.includes(plainIdOf(c.id))
+          ? 'the index-only scan does not pay for the wider index'
+          : 'its plain twin was not chosen either',
+      );
+    }
+  }
+  for (const id of replaced) rejected.set(id, 'replaced by its INCLUDE variant (index-only scan)');
+  return { chosen: second.chosen.filter((id) => !replaced.has(id)), rejected };
+};
 
 /**
  * Proposes indexes for a workload: parses every statement with PostgreSQL's parser, generates
@@ -295,7 +343,7 @@ export const adviseIndexes = async (
       }
       return total - c.writeCostPerHour;
     };
-    let selection = selectIndexes(selectionStatements, selectionCandidates, options);
+    let selection = selectInTwoPasses(selectionStatements, selectionCandidates, usable, options);
     let set: Candidate[] = [];
     let final: { plans: Map<string, PlanSummary>; names: Map<string, string> } = {
       plans: new Map(),
@@ -303,9 +351,10 @@ export const adviseIndexes = async (
     };
     for (let round = 0; round < 6; round += 1) {
       if (round > 0) {
-        selection = selectIndexes(
+        selection = selectInTwoPasses(
           selectionStatements,
           selectionCandidates.filter((c) => !banned.has(c.id)),
+          usable,
           options,
         );
       }

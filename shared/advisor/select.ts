@@ -27,6 +27,8 @@ export interface SelectionOptions {
   maxIndexBytes: number;
   /** The best statement improvement must reach this fraction of that statement's baseline cost. */
   minImprovement: number;
+  /** Candidates already chosen (a previous pass): they count against the budgets. */
+  initial?: readonly string[];
 }
 
 export interface SelectionResult {
@@ -96,10 +98,10 @@ export const selectIndexes = (
   options: SelectionOptions,
 ): SelectionResult => {
   const byId = new Map(candidates.map((c) => [c.id, c]));
-  const chosen: string[] = [];
+  const chosen: string[] = [...(options.initial ?? [])];
   const rejected = new Map<string, string>();
-  let bytes = 0;
-  const open = new Set(candidates.map((c) => c.id));
+  let bytes = chosen.reduce((n, id) => n + (byId.get(id)?.sizeBytes ?? 0), 0);
+  const open = new Set(candidates.map((c) => c.id).filter((id) => !chosen.includes(id)));
   for (;;) {
     const current = costsWith(statements, byId, chosen);
     let best: { c: SelectionCandidate; gain: Gain } | undefined;

@@ -45,7 +45,7 @@ export const itemKey = (item: PlanItem): string => `${item.statement}:${item.par
 const EXPLAIN_CHUNK = 40;
 
 const TX_SETTINGS = (timeoutMs: number): string =>
-  `SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}; SET LOCAL lock_timeout = 2000; SET LOCAL plan_cache_mode = force_custom_plan`;
+  `SET /* dbopt */ LOCAL statement_timeout = ${Math.trunc(timeoutMs)}; SET /* dbopt */ LOCAL lock_timeout = 2000; SET /* dbopt */ LOCAL plan_cache_mode = force_custom_plan`;
 
 const HYPOPG_CREATE_SQL = `SELECT /* dbopt */ indexrelid::int8 AS oid, indexname AS name, hypopg_relation_size(indexrelid)::int8 AS size_bytes
 FROM hypopg_create_index($1)`;
@@ -160,13 +160,13 @@ export class AdvisorSession {
   }
 
   private async inTransaction<T>(write: boolean, work: () => Promise<T>): Promise<T> {
-    await this.client.query(`BEGIN${write ? '' : ' READ ONLY'}; ${TX_SETTINGS(this.timeoutMs)}`);
+    await this.client.query(`BEGIN /* dbopt */${write ? '' : ' READ ONLY'}; ${TX_SETTINGS(this.timeoutMs)}`);
     try {
       return await work();
     } finally {
       // Always rolled back: nothing the advisor does may persist. hypopg_reset() afterwards
       // because hypothetical indexes are not transactional.
-      await this.client.query('ROLLBACK');
+      await this.client.query('ROLLBACK /* dbopt */');
       if (this.hypopg) await this.client.query(HYPOPG_RESET_SQL);
     }
   }
@@ -209,13 +209,13 @@ export class AdvisorSession {
     const out = new Map<string, PlanSummary | Error>();
     await this.inTransaction(false, async () => {
       for (const item of items) {
-        await this.client.query('SAVEPOINT dbopt_item');
+        await this.client.query('SAVEPOINT /* dbopt */ dbopt_item');
         try {
           const plans = await this.explainAll(statements, [item], () => undefined);
           out.set(itemKey(item), plans.get(itemKey(item)) as PlanSummary);
-          await this.client.query('RELEASE SAVEPOINT dbopt_item');
+          await this.client.query('RELEASE /* dbopt */ SAVEPOINT dbopt_item');
         } catch (err) {
-          await this.client.query('ROLLBACK TO SAVEPOINT dbopt_item');
+          await this.client.query('ROLLBACK /* dbopt */ TO SAVEPOINT dbopt_item');
           out.set(itemKey(item), mapDbError(err));
         }
       }
@@ -266,7 +266,7 @@ export class AdvisorSession {
     c: Candidate,
     items: readonly PlanItem[],
   ): Promise<CandidateEvaluation> {
-    await this.client.query('SAVEPOINT dbopt_candidate');
+    await this.client.query('SAVEPOINT /* dbopt */ dbopt_candidate');
     let oid: string | undefined;
     try {
       const created = await this.client.query<{ oid: string; name: string; size_bytes: string }>(
@@ -281,7 +281,7 @@ export class AdvisorSession {
         n === row.name ? columns : undefined,
       );
       await this.client.query(HYPOPG_DROP_SQL, [oid]);
-      await this.client.query('RELEASE SAVEPOINT dbopt_candidate');
+      await this.client.query('RELEASE /* dbopt */ SAVEPOINT dbopt_candidate');
       return {
         indexName: row.name,
         sizeBytes: Number(row.size_bytes),
@@ -289,7 +289,7 @@ export class AdvisorSession {
         plans,
       };
     } catch (err) {
-      await this.client.query('ROLLBACK TO SAVEPOINT dbopt_candidate');
+      await this.client.query('ROLLBACK /* dbopt */ TO SAVEPOINT dbopt_candidate');
       if (oid !== undefined) await this.client.query(HYPOPG_DROP_SQL, [oid]);
       return {
         indexName: '',

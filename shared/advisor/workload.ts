@@ -5,11 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { type Database, mapDbError, withReadOnlyTransaction } from '#shared/db';
+import { type Database, mapDbError } from '#shared/db';
 import { initSqlParser, parseStatements } from '#shared/sql';
 import { loadCatalog, requestedName, type TableInfo } from './catalog.ts';
 import { AdvisorError } from './errors.ts';
 import { extractShape, resolveAccess } from './predicates.ts';
+import { AdvisorSession } from './session.ts';
 import type { WorkloadStatement } from './types.ts';
 
 const TemplateSchema = z.object({
@@ -157,7 +158,30 @@ export const workloadFromStatStatements = async (
   options: { limit: number; minCalls: number; timeoutMs?: number },
 ): Promise<WorkloadStatement[]> => {
   await initSqlParser();
-  return withReadOnlyTransaction(db, { timeoutMs: options.timeoutMs ?? 10_000 }, async (q) => {
+  // The advisor's own session: every statement, BEGIN and SET included, carries /* dbopt */.
+  const session = await AdvisorSession.open(
+    db,
+    { statementTimeoutMs: options.timeoutMs ?? 10_000, useHypopg: 'never' },
+    [],
+  );
+  try {
+    return await readStatStatements(session, options);
+  } finally {
+    session.close();
+  }
+};
+
+const SYSTEM_SCHEMAS: ReadonlySet<string> = new Set([
+  'pg_catalog',
+  'information_schema',
+  'pg_toast',
+]);
+
+const readStatStatements = (
+  session: AdvisorSession,
+  options: { limit: number; minCalls: number },
+): Promise<WorkloadStatement[]> =>
+  session.readOnly(async (q) => {
     let rows: { id: string; query: string; calls: number; mean_ms: number }[];
     try {
       rows = (
@@ -215,12 +239,17 @@ export const workloadFromStatStatements = async (
       const info = key ? catalog.tables.get(key) : undefined;
       return info ? { key: info.key, columns: new Set(info.columns.keys()) } : undefined;
     };
-    return shapes.map(({ r, stmt, kind, shape }) => {
+    const result = shapes.map(({ r, stmt, kind, shape }): WorkloadStatement | undefined => {
+      const accesses = resolveAccess(shape, lookup);
+      // Statements on system catalogs only (HypoPG's own lookups, monitoring) are not workload.
+      const tables = accesses.map((a) => catalog.tables.get(a.table)?.schema ?? '');
+      if (tables.length > 0 && tables.every((schema) => SYSTEM_SCHEMAS.has(schema)))
+        return undefined;
       const values = new Map<number, string[]>();
       const limits = new Map<number, string>();
       limitParams(stmt, limits);
       for (const [n, v] of limits) values.set(n, [v]);
-      for (const access of resolveAccess(shape, lookup)) {
+      for (const access of accesses) {
         const table = catalog.tables.get(access.table) as TableInfo;
         for (const p of access.predicates) {
           const column = p.key.kind === 'column' ? p.key.column : p.key.columns[0];
@@ -269,11 +298,11 @@ export const workloadFromStatStatements = async (
       return {
         id: r.id,
         sql: r.query,
-        params,
+        params: params as unknown[][],
         weightPerHour: r.calls / hours,
         kind,
         meanExecMs: r.mean_ms,
       };
     });
+    return result.filter((w): w is WorkloadStatement => w !== undefined);
   });
-};

@@ -122,9 +122,44 @@ describe('dbopt advise', () => {
     // Assess
     const text = out.join('\n');
     expect(text).toContain('1. CREATE INDEX CONCURRENTLY orders_customer_id_created_at_idx');
-    expect(text).toMatch(/serves\s+\d+/);
+    expect(text).toMatch(/serves\s+-?\d+/); // the pg_stat_statements queryid
     expect(text).toContain('Rejected candidates');
     expect(err.join('\n')).toContain('reading statements from pg_stat_statements');
+  });
+
+  it('marks every statement it runs with /* dbopt */ so collectors skip them', async () => {
+    // Prepare
+    const reset =
+      'SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)';
+    await run(urlOf(DB_NAME), reset);
+    for (const customer of [3, 17]) await run(urlOf(DB_NAME), QUERY, [customer]);
+
+    // Act
+    await runAdviseCommand({ databaseUrl: urlOf(DB_NAME), format: 'json' }, {}, capture().io);
+
+    // Assess
+    const client = new pg.Client({ connectionString: urlOf(DB_NAME) });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ query: string }>(
+        `SELECT query FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND query NOT LIKE '%/* dbopt */%'`,
+      );
+      expect(
+        rows
+          .map((r) => r.query)
+          // The test's own statements, and HypoPG's internal catalog lookup (not ours to mark).
+          .filter(
+            (q) =>
+              !q.includes('FROM orders WHERE customer_id') &&
+              !q.includes('pg_stat_statements_reset') &&
+              !q.includes('FROM pg_catalog.pg_class WHERE oid <'),
+          ),
+      ).toEqual([]);
+    } finally {
+      await client.end();
+    }
   });
 
   it.each([

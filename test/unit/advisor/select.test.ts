@@ -95,6 +95,33 @@ describe('selectIndexes', () => {
   });
 });
 
+describe('selectIndexes with an initial set (second pass)', () => {
+  it('keeps the initial choices, measures gains on top of them and counts them against the budget', () => {
+    // Prepare: the plain index leaves 60% of the cost (heap fetches of a range scan).
+    const plain = candidate('plain', [[0, [600, 600]]]);
+    const wider = candidate('wider', [[0, [100, 100]]]);
+    const marginal = candidate('marginal', [[0, [550, 550]]]);
+
+    // Act
+    const pays = selectIndexes(statements, [plain, wider], { ...options, initial: ['plain'] });
+    const noRoom = selectIndexes(statements, [plain, wider], {
+      ...options,
+      initial: ['plain'],
+      maxIndexes: 1,
+    });
+    const tooSmall = selectIndexes(statements, [plain, marginal], {
+      ...options,
+      initial: ['plain'],
+    });
+
+    // Assess
+    expect(pays.chosen).toEqual(['plain', 'wider']);
+    expect(noRoom.chosen).toEqual(['plain']);
+    expect(tooSmall.chosen).toEqual(['plain']);
+    expect(tooSmall.rejected.get('marginal')).toContain('already serve');
+  });
+});
+
 describe('writeOverheadOf', () => {
   const writes = [
     {
