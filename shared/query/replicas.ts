@@ -127,7 +127,8 @@ export interface ReplicaSet {
    * shown to be within `maxLagMs`, or that are not standbys (unless `zero-lag`). A lag
    * measured `a` ms ago as `L` is taken as `L + a`: lag can grow at most as fast as the clock.
    * The measurement is repeated when older than `lagCheckIntervalMs`, or sooner when `L + a`
-   * would exceed the bound (a replica already lagging waits for the interval).
+   * would exceed the bound (a replica already lagging waits for the interval). A failed
+   * probe also keeps the replica skipped (`probe-failed`) until the interval passes.
    */
   choose(): Promise<ReplicaChoice>;
   /** Runs `work` counting it as in flight on `replica` (for least-outstanding). */
@@ -138,7 +139,7 @@ export interface ReplicaSet {
 
 interface LagState {
   reading?: LagReading;
-  /** performance.now() at the start of the probe that produced `reading`. */
+  /** performance.now() at the start of the probe that produced `reading` (or failed). */
   measuredAt: number;
   error?: string;
   probing?: Promise<void>;
@@ -173,10 +174,12 @@ export const createReplicaSet = (
           }
         },
         (err: unknown) => {
-          // Not cached: the next request probes again; the breaker bounds the cost.
+          // Remembered for the interval like a reading: the replica is skipped without a new
+          // probe. A timeout (a hung replica) does not count for the breaker, so without this
+          // every read of the target would wait out another probe.
           state.reading = undefined;
           state.error = isAppError(err) ? err.code : 'UNKNOWN';
-          state.measuredAt = Number.NEGATIVE_INFINITY;
+          state.measuredAt = startedAt;
         },
       )
       .finally(() => {
@@ -205,7 +208,9 @@ export const createReplicaSet = (
   const needsProbe = (index: number): boolean => {
     const state = states[index] as LagState;
     const ageMs = performance.now() - state.measuredAt;
-    if (state.reading === undefined || ageMs >= policy.lagCheckIntervalMs) return true;
+    // Never measured, or a reading / failed probe older than the interval.
+    if (ageMs >= policy.lagCheckIntervalMs) return true;
+    if (state.reading === undefined) return false;
     const lag = effectiveLag(index);
     // Within the interval a lagging replica stays skipped; a healthy one is re-proven early
     // once its age alone could push it past the bound.

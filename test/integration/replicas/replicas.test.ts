@@ -172,6 +172,8 @@ describe('read replicas (separate databases standing in for replicas)', () => {
       REPLICA_URLS: JSON.stringify({ primary: [DEAD_DATABASE_URL, urlOf('r2')] }),
       DB_BREAKER_FAILURES: '2',
       DB_BREAKER_HALF_OPEN_MS: '60000',
+      // A failed probe is trusted for the interval: 1 ms lets each read probe again.
+      REPLICA_LAG_CHECK_INTERVAL_MS: '1',
     });
     // Act
     const bodies = [];

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Database } from '#shared/db';
-import { DatabaseUnavailableError } from '#shared/errors';
+import { DatabaseUnavailableError, QueryTimeoutError } from '#shared/errors';
 import { noMetrics } from '#shared/metrics';
 import {
   createReplicaSet,
@@ -161,18 +161,36 @@ describe('replica selection', () => {
     // Prepare
     const { set, probes, readings, endpoints } = setup(['primary/r1', 'primary/r2']);
     readings.set('primary/r1', new DatabaseUnavailableError('connection refused'));
-    // Act
+    // Act: one read per lag-check interval (a failed probe is trusted for the interval).
     const reasons: string[] = [];
     for (let i = 0; i < 6; i++) {
       const choice = await set.choose();
       expect(choice.replica?.name).toBe('primary/r2');
       const skip = choice.skipped.find((s) => s.name === 'primary/r1');
       if (skip) reasons.push(skip.reason);
+      vi.advanceTimersByTime(5_000);
     }
     // Assess: two failed probes open the breaker (consecutiveFailures 2); later reads skip it.
     expect(reasons).toEqual(['probe-failed', 'probe-failed', 'breaker-open']);
     expect(probes.filter((name) => name === 'primary/r1')).toHaveLength(2);
     expect(endpoints[0]?.guard.state()).toBe('open');
+  });
+
+  it('a probe that timed out is not repeated by every read until the interval passes', async () => {
+    // Prepare: a hung replica times out; timeouts do not open its breaker.
+    const { set, probes, readings, endpoints } = setup(['primary/r1', 'primary/r2']);
+    readings.set('primary/r1', new QueryTimeoutError('lag probe timed out'));
+    // Act
+    const choices = [];
+    for (let i = 0; i < 6; i++) choices.push(await set.choose());
+    const withinInterval = probes.filter((name) => name === 'primary/r1').length;
+    vi.advanceTimersByTime(5_000);
+    await chosenNames(set, 2);
+    // Assess
+    expect(choices.map((c) => c.replica?.name)).toEqual(Array(6).fill('primary/r2'));
+    expect(endpoints[0]?.guard.state()).toBe('closed');
+    expect(withinInterval).toBe(1);
+    expect(probes.filter((name) => name === 'primary/r1')).toHaveLength(2);
   });
 
   it('least-outstanding prefers the replica with fewer reads in flight', async () => {
