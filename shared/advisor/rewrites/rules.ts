@@ -356,6 +356,17 @@ const deepOffset = (
   }
   if (sorts.some((s) => !columnRefNames(s?.node))) return undefined;
   const descending = directions.has('SORTBY_DESC');
+  // Keys the caller cannot read back from the page (not selected, and no `*`).
+  const selected = asList(select.targetList).map((t) => nodeOf(t, 'ResTarget')?.val);
+  const selectsAll = selected.some(
+    (v) => nodeType(asList(nodeOf(v, 'ColumnRef')?.fields).at(-1)) === 'A_Star',
+  );
+  const selectedNames = new Set(selected.map((v) => columnRefNames(v)?.at(-1)));
+  const missing = selectsAll
+    ? []
+    : sorts
+        .map((s) => columnRefNames(s?.node)?.at(-1) ?? '')
+        .filter((name) => !selectedNames.has(name));
   const keys = sorts.map((s) => parsed.text(s?.node));
   const placeholders = keys.map((_, i) => `$${parsed.maxParam + i + 1}`);
   const comparison =
@@ -402,7 +413,10 @@ const deepOffset = (
       `after it with ${keys.length === 1 ? 'a comparison' : 'a row comparison'} on the ORDER BY ` +
       `keys (${placeholders.join(', ')} = the last row's ${keys.join(', ')}): an index on ` +
       `(${keys.join(', ')}) then reads only the rows of the page. The keys must be NOT NULL ` +
-      'and unique together (append the primary key as the last key if they are not).',
+      'and unique together (append the primary key as the last key if they are not).' +
+      (missing.length > 0
+        ? ` Add ${missing.join(', ')} to the select list to know the last row's keys.`
+        : ''),
   });
 };
 

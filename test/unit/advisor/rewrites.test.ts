@@ -150,6 +150,25 @@ describe('rewrite rules', () => {
     });
   });
 
+  it.each([
+    [
+      'SELECT id FROM orders ORDER BY created_at, id LIMIT 20 OFFSET 5000',
+      'Add created_at to the select list',
+    ],
+    ['SELECT * FROM orders ORDER BY created_at, id LIMIT 20 OFFSET 5000', undefined],
+    [
+      'SELECT o.id, o.created_at FROM orders o ORDER BY o.created_at, o.id LIMIT 20 OFFSET 5000',
+      undefined,
+    ],
+  ])('keyset for %s says which keys to select', (sql, advice) => {
+    // Act
+    const [found] = detectRewrites(sql);
+    // Assess
+    expect(found?.rule).toBe('deep_offset');
+    if (advice) expect(found?.rationale).toContain(advice);
+    else expect(found?.rationale).not.toContain('to the select list');
+  });
+
   it('drops a trailing semicolon before splicing a UNION', () => {
     // Act
     const [found] = detectRewrites(
