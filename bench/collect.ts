@@ -13,6 +13,7 @@ import { createRepository, migrateRepository } from '#shared/repository';
 import { createSqlAnalyzer, initSqlParser } from '#shared/sql';
 import {
   diffStatementStats,
+  isExplainableStatement,
   rankSlowStatements,
   readServerInfo,
   readStatementSnapshot,
@@ -139,7 +140,12 @@ const syntheticPart = async () => {
       () => parseStoredStatementSnapshot(JSON.parse(s.value)) as StoredStatementSnapshot,
     );
     const diff = time(() => diffStatementStats(d.value, curr));
-    const r = time(() => rankSlowStatements(diff.value.deltas, limits, fingerprintOf));
+    // As the collector ranks: DML only, fingerprints for the candidates.
+    const r = time(() =>
+      rankSlowStatements(diff.value.deltas, limits, fingerprintOf, (q) =>
+        isExplainableStatement(q, sql),
+      ),
+    );
     // Baseline: fingerprint every statement with calls in the interval, then rank.
     const sqlAll = createSqlAnalyzer({ cacheEntries: 20_000 });
     const all = time(() => {

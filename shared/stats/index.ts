@@ -39,6 +39,7 @@ export {
   type FindingThresholds,
   findCounterFindings,
   findSeqScans,
+  isExplainableStatement,
 } from './findings.ts';
 export {
   type SlowQueryMessage,
