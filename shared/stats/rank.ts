@@ -23,6 +23,9 @@ export interface SlowStatement extends StatementCounters {
   entries: number;
 }
 
+/** What pg_stat_statements shows instead of the text of another role's statement. */
+const HIDDEN_QUERY_TEXT = '<insufficient privilege>';
+
 /** The marker on dbopt's own SQL (placed after the first keyword). */
 export const DBOPT_MARKER = '/* dbopt */';
 
@@ -106,7 +109,8 @@ export const rankSlowStatements = (
   const byQueryId = groupBy(
     (function* () {
       for (const d of deltas) {
-        if (d.entry.query.includes(DBOPT_MARKER)) continue;
+        // Our own SQL, and other roles' statements hidden from a role without pg_read_all_stats.
+        if (d.entry.query.includes(DBOPT_MARKER) || d.entry.query === HIDDEN_QUERY_TEXT) continue;
         yield { key: d.entry.queryId, counters: d, queryId: d.entry.queryId, query: d.entry.query };
       }
     })(),

@@ -101,12 +101,13 @@ describe('rankSlowStatements', () => {
     expect(ranked.map((s) => s.queryId).sort()).toEqual(expected);
   });
 
-  it('skips dbopt’s own statements and keys unparsable text by queryid', () => {
+  it('skips dbopt’s own statements and hidden texts, and keys unparsable text by queryid', () => {
     // Act
     const ranked = rankSlowStatements(
       [
         delta('1', 'SELECT /* dbopt */ count(*) FROM pg_stat_statements', 5, 9_000),
         delta('2', 'SELECT BROKEN tex', 1, 50),
+        delta('3', '<insufficient privilege>', 9, 9_000),
       ],
       open,
       fp,
