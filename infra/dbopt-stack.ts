@@ -242,19 +242,25 @@ export class DboptStack extends Stack {
     });
     new CfnOutput(this, 'SlowQueryQueueUrl', { value: this.pipeline.slowQueryQueue.queueUrl });
     for (const target of this.database?.targets ?? []) {
-      const suffix = target.name === PRIMARY_TARGET ? '' : `-${target.name}`;
-      new CfnOutput(this, `ProxyEndpoint${target.name}`, {
-        description: `RDS Proxy endpoint${suffix} (IAM auth, TLS)`,
+      const id = outputSuffix(target.name);
+      new CfnOutput(this, `ProxyEndpoint${id}`, {
+        description: `${target.name}: RDS Proxy endpoint (IAM auth, TLS)`,
         value: target.proxy.proxyEndpoint,
       });
-      new CfnOutput(this, `WriterEndpoint${target.name}`, {
-        description: `Writer endpoint${suffix} (optimizer, migrations)`,
+      new CfnOutput(this, `WriterEndpoint${id}`, {
+        description: `${target.name}: writer endpoint (optimizer)`,
         value: target.direct.endpoint,
       });
-      new CfnOutput(this, `AdminSecretArn${target.name}`, {
-        description: `Admin credentials${suffix} (rotated)`,
+      new CfnOutput(this, `AdminSecretArn${id}`, {
+        description: `${target.name}: admin credentials (rotated every 30 days)`,
         value: target.secret.secretArn,
       });
+      if (target.clusterArn) {
+        new CfnOutput(this, `ClusterArn${id}`, {
+          description: `${target.name}: Aurora cluster (Data API: role bootstrap)`,
+          value: target.clusterArn,
+        });
+      }
     }
   }
 
@@ -266,6 +272,14 @@ export class DboptStack extends Stack {
     return this.fixedAvailabilityZones;
   }
 }
+
+/** `primary` → `Primary`, `shard-1` → `Shard1`: output ids are alphanumeric. */
+const outputSuffix = (name: string): string =>
+  name
+    .split(/[^A-Za-z0-9]+/)
+    .filter((p) => p.length > 0)
+    .map((p) => p[0]?.toUpperCase() + p.slice(1))
+    .join('');
 
 /** The database name in a postgres:// URL (the collectors' `database` dimension). */
 const databaseNameOf = (url: string): string =>

@@ -137,6 +137,15 @@ describe('managed Aurora PostgreSQL', () => {
   });
 });
 
+describe('outputs', () => {
+  it.each(['Primary', 'S1'])('name the proxy, writer, secret and cluster of %s', (target) => {
+    const outputs = Object.keys(template.toJSON().Outputs as Record<string, unknown>);
+    for (const kind of ['ProxyEndpoint', 'WriterEndpoint', 'AdminSecretArn', 'ClusterArn']) {
+      expect(outputs).toContain(`${kind}${target}`);
+    }
+  });
+});
+
 describe('RDS Proxy', () => {
   it('requires TLS and IAM authentication end to end (no password path)', () => {
     for (const [, proxy] of ofType('AWS::RDS::DBProxy')) {

@@ -1,20 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BuiltApp, buildApp } from '../../infra/build-app.ts';
-import { FUNCTION_NAMES, type FunctionName } from '../../infra/dbopt-stack.ts';
-import { functionEntry, REPO_ROOT } from '../../infra/paths.ts';
-
-/** Stand-in for a handler that has not landed yet (temporary; see FUNCTION_NAMES). */
-export const FIXTURE_ENTRY = join(REPO_ROOT, 'test', 'infra', 'fixtures', 'handler.ts');
-
-/** Handlers whose entry file does not exist yet get the fixture (template tests only). */
-const missingEntries = (): Partial<Record<FunctionName, string>> =>
-  Object.fromEntries(
-    FUNCTION_NAMES.filter((name) => !existsSync(functionEntry(name))).map((name) => [
-      name,
-      FIXTURE_ENTRY,
-    ]),
-  );
+import { REPO_ROOT } from '../../infra/paths.ts';
 
 /** cdk.json context (feature flags), so in-process synths match `cdk synth`. */
 const cdkJsonContext = (): Record<string, unknown> => {
@@ -35,16 +22,13 @@ export interface TestAppOptions {
 
 /** Builds the real app (stack + cdk-nag plugin) the way `infra/app.ts` does. */
 export const buildTestApp = (options: TestAppOptions = {}): BuiltApp => {
-  const built = buildApp(
-    {
-      context: {
-        ...cdkJsonContext(),
-        ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
-        ...options.context,
-      },
+  const built = buildApp({
+    context: {
+      ...cdkJsonContext(),
+      ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
+      ...options.context,
     },
-    missingEntries(),
-  );
+  });
   options.mutate?.(built);
   return built;
 };
