@@ -621,9 +621,20 @@ export const runQuery = async (
     const result = guard ? await guard.run(execute, { readOnly }) : await execute();
     return payload || toPayload(result);
   };
+  /**
+   * The chosen replica's lag bound now: it grows by the time spent since the choice (the
+   * relation check, cache round trips, waiting for a peer's load).
+   */
+  const lagBoundNowMs = (): number => (choice?.lagBoundMs ?? 0) + (performance.now() - chosenAt);
   const load = async (): Promise<string> => {
     const replica = choice?.replica;
-    if (replica && replicaSet) {
+    // Checked again as the statement starts: the cache keeps what it returns in L1 for
+    // CACHE_L1_TTL_MS from now, so its data must be at most REPLICA_MAX_LAG_MS old now.
+    const boundMs = replica && replicaSet ? lagBoundNowMs() : 0;
+    if (replica && replicaSet && boundMs > replicaSet.policy.maxLagMs) {
+      skipped.push({ name: replica.name, reason: 'lagging', lagMs: Math.round(boundMs) });
+      deps.metrics.addMetric('ReplicaFallbackToPrimary', MetricUnit.Count, 1);
+    } else if (replica && replicaSet) {
       try {
         const payload = await replicaSet.track(replica, () => runOn(replica.db, replica.guard));
         servedBy = `replica:${replica.name}`;
@@ -640,12 +651,12 @@ export const runQuery = async (
     return payload;
   };
   // A replica-served result may miss writes of the last `lagBound` ms: cached, it must expire
-  // before its data is REPLICA_MAX_LAG_MS old (lag bound at choice + time since), and it gets
-  // its own key variant so `consistency: "primary"` reads never see it.
-  const replicaTtlMs =
-    choice?.replica && replicaSet
-      ? Math.floor(replicaSet.policy.maxLagMs - choice.lagBoundMs - (performance.now() - chosenAt))
-      : undefined;
+  // before its data is REPLICA_MAX_LAG_MS old (lag bound at choice + time since, taken just
+  // before the cache call), and it gets its own key variant so `consistency: "primary"`
+  // reads never see it.
+  const servesReplica = choice?.replica !== undefined && replicaSet !== undefined;
+  const replicaTtlNowMs = (): number =>
+    Math.floor((replicaSet?.policy.maxLagMs ?? 0) - lagBoundNowMs());
 
   let payload: string;
   let decision: CacheDecision;
@@ -674,11 +685,12 @@ export const runQuery = async (
   ) {
     payload = await load();
     decision = bypass('view-or-foreign-table');
-  } else if (replicaTtlMs !== undefined && replicaTtlMs < 1) {
+  } else if (servesReplica && replicaTtlNowMs() < 1) {
     payload = await load();
     decision = bypass('replica-lag');
   } else {
     const requestedTtlMs = request.cacheTtlMs ?? cache.defaultTtlMs;
+    const replicaTtlMs = servesReplica ? Math.max(1, replicaTtlNowMs()) : undefined;
     const result = await cache.cache.getOrLoad(
       {
         sql: request.sql,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { createDatabase, type Database } from '#shared/db';
 import { noMetrics } from '#shared/metrics';
 import {
   createQueryReplicas,
+  type QueryCacheDeps,
   type QueryDeps,
   queryPolicyFromConfig,
   runQuery,
@@ -295,6 +297,74 @@ describe('read replicas (separate databases standing in for replicas)', () => {
       expect(body.skippedReplicas).toEqual([
         { name: 'primary/r1', reason: 'lagging', lagMs: 12_000 },
       ]);
+    });
+
+    /**
+     * A cache that calls `load` itself (always a miss) after waiting like a real one can (a
+     * peer's lock, Redis round trips), behind a relation check that takes `relationsMs`.
+     */
+    const slowCache = (delays: { relationsMs?: number; loadMs?: number }) => {
+      const ttls: number[] = [];
+      const cache: QueryCacheDeps = {
+        cache: {
+          getOrLoad: async (request, load) => {
+            ttls.push(request.ttlMs ?? Number.NaN);
+            await sleep(delays.loadMs ?? 0);
+            return { payload: await load(), outcome: { level: 'miss' } };
+          },
+          bumpTables: async () => undefined,
+          bumpTablesStrict: async () => undefined,
+          stats: () => {
+            throw new Error('not used');
+          },
+        },
+        relationsOf: () => ({
+          allWatched: async () => {
+            await sleep(delays.relationsMs ?? 0);
+            return true;
+          },
+        }),
+        target: 'primary',
+        role: 'app',
+        defaultTtlMs: 60_000,
+        maxTtlMs: 300_000,
+        hasRedis: false,
+      };
+      return { cache, ttls };
+    };
+    const nearLimitEnv = {
+      REPLICA_URLS: JSON.stringify({ primary: [urlOf('r1')] }),
+      REPLICA_MAX_LAG_MS: '1000',
+    };
+
+    it('reads the primary when the lag bound passes the limit while the cache waits to load', async () => {
+      // Prepare: 900 ms of lag at the choice; the cache waits 150 ms before loading.
+      lags.set(urlOf('r1'), 900);
+      const { cache } = slowCache({ loadMs: 150 });
+      const deps = { ...depsWith(nearLimitEnv), cache };
+      // Act
+      const body = JSON.parse(await runQuery(READ, deps)) as Body;
+      // Assess: the result would stay in L1 for CACHE_L1_TTL_MS from the load on: too old.
+      expect(body.rows).toEqual([{ v: 'primary' }]);
+      expect(body.servedBy).toBe('primary');
+      expect(body.skippedReplicas).toEqual([
+        { name: 'primary/r1', reason: 'lagging', lagMs: expect.any(Number) },
+      ]);
+      expect(body.skippedReplicas?.[0]?.lagMs).toBeGreaterThan(1000);
+    });
+
+    it('caps the cache TTL of a replica result by the lag bound at the cache call', async () => {
+      // Prepare: 900 ms of lag at the choice; the relation check takes 60 ms.
+      lags.set(urlOf('r1'), 900);
+      const { cache, ttls } = slowCache({ relationsMs: 60 });
+      const deps = { ...depsWith(nearLimitEnv), cache };
+      // Act
+      const body = JSON.parse(await runQuery(READ, deps)) as Body;
+      // Assess: served by the replica; the entry expires before its data is 1,000 ms old.
+      expect(body.servedBy).toBe('replica:primary/r1');
+      expect(ttls).toHaveLength(1);
+      expect(ttls[0]).toBeGreaterThanOrEqual(1);
+      expect(ttls[0]).toBeLessThanOrEqual(1000 - 900 - 60);
     });
 
     it('reads the primary when every replica lags too much', async () => {
