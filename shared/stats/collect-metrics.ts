@@ -199,7 +199,7 @@ const collectTarget = async (
       ...base,
       status: unreachable ? 'unreachable' : 'failed',
       conditions: [condition],
-      values: unreachable ? { TargetUp: 0 } : {},
+      values: unreachable ? { TargetUp: 0 } : { CollectFailed: 1 },
       error,
     };
   }

@@ -36,6 +36,7 @@ type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
  */
 export const TARGET_METRIC_UNITS: Readonly<Record<string, Unit>> = Object.freeze({
   TargetUp: MetricUnit.Count,
+  CollectFailed: MetricUnit.Count,
   StatsReset: MetricUnit.Count,
   ActiveSessions: MetricUnit.Count,
   IdleSessions: MetricUnit.Count,

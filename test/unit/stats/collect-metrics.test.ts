@@ -116,11 +116,12 @@ describe('collectMetrics', () => {
       'SQL_INSUFFICIENT_PRIVILEGE',
       'permission denied for view pg_stat_replication',
     );
-    const { d, reconciled } = deps([target('t', () => Promise.reject(denied))]);
+    const { d, reconciled, published } = deps([target('t', () => Promise.reject(denied))]);
     // Act
     const run = await collectMetrics(d);
     // Assess
     expect(run.targets[0]?.status).toBe('failed');
+    expect(published).toEqual([{ target: 't', values: { CollectFailed: 1 } }]);
     expect(reconciled[0]).toMatchObject({
       partial: true,
       conditions: [{ kind: 'collect_failed', severity: 'WARNING' }],
