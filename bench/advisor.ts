@@ -352,8 +352,24 @@ const main = async (): Promise<void> => {
       },
     );
     console.log(r.stdout);
-    if (r.status === 0) score = { score_file: out };
-    else console.log(`score-indexes.py failed: ${r.stderr}`);
+    if (r.status === 0) {
+      const scored = JSON.parse(readFileSync(out, 'utf8')) as {
+        totals?: { weighted_reduction_pct?: number; exec_speedup?: number };
+        accuracy?: { precision?: number; recall?: number; trap_hit_count?: number };
+        per_query?: { verdict?: string }[] | Record<string, { verdict?: string }>;
+      };
+      const perQuery = Object.values(scored.per_query ?? {});
+      score = {
+        score_file: out,
+        score_weighted_db_time_change_pct: -(scored.totals?.weighted_reduction_pct ?? 0),
+        score_exec_speedup: scored.totals?.exec_speedup,
+        score_precision: scored.accuracy?.precision,
+        score_recall: scored.accuracy?.recall,
+        score_traps: scored.accuracy?.trap_hit_count,
+        score_regressions: perQuery.filter((q) => String(q.verdict ?? '').startsWith('REGRESSION'))
+          .length,
+      };
+    } else console.log(`score-indexes.py failed: ${r.stderr}`);
   }
 
   console.log(

@@ -68,6 +68,11 @@ const PATTERN_OPCLASS: Readonly<Record<string, string>> = {
 /** Types too wide (or TOASTed) to copy into an index for index-only scans. */
 const WIDE_TYPES: ReadonlySet<string> = new Set(['jsonb', 'json', 'bytea', 'xml', 'tsvector']);
 const MAX_INCLUDE_COLUMNS = 3;
+const SYSTEM_SCHEMAS: ReadonlySet<string> = new Set([
+  'pg_catalog',
+  'information_schema',
+  'pg_toast',
+]);
 /** INCLUDE only columns whose values average at most this many bytes (pg_stats.avg_width). */
 const MAX_INCLUDE_WIDTH_BYTES = 32;
 
@@ -373,6 +378,10 @@ export const generateCandidates = (
   const rejected: { candidate: Candidate; reason: string }[] = [];
   for (const c of byId.values()) {
     const table = tables.get(c.table) as TableInfo;
+    if (SYSTEM_SCHEMAS.has(table.schema)) {
+      rejected.push({ candidate: c, reason: 'system catalogs are not indexed by users' });
+      continue;
+    }
     if (table.rows < options.minTableRows) {
       rejected.push({
         candidate: c,
