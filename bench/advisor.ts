@@ -366,8 +366,11 @@ const main = async (): Promise<void> => {
         score_precision: scored.accuracy?.precision,
         score_recall: scored.accuracy?.recall,
         score_traps: scored.accuracy?.trap_hit_count,
-        score_regressions: perQuery.filter((q) => String(q.verdict ?? '').startsWith('REGRESSION'))
-          .length,
+        score_regressions: perQuery.filter((q) =>
+          String(q.verdict ?? '')
+            .toLowerCase()
+            .startsWith('regression'),
+        ).length,
       };
     } else console.log(`score-indexes.py failed: ${r.stderr}`);
   }
