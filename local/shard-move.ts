@@ -274,6 +274,21 @@ const buildTableSql = (table: MoveTable): TableSql => {
   };
 };
 
+/**
+ * Session settings of every move connection. Rows travel as `to_jsonb(row)::text` and are
+ * compared by its md5, and that text depends on them: `extra_float_digits` below 1 rounds
+ * float4/float8 (the copy would lose precision on both sides alike, so the checksums would
+ * still match), and TimeZone, DateStyle, IntervalStyle and bytea_output change how
+ * timestamptz, interval and bytea values are spelled, so two shards configured differently
+ * would never verify. Fixed here, whatever the server, database or role defaults are.
+ * https://www.postgresql.org/docs/15/runtime-config-client.html
+ */
+const SESSION_SQL = `SELECT /* dbopt */ set_config('extra_float_digits', '3', false),
+  set_config('TimeZone', 'UTC', false),
+  set_config('DateStyle', 'ISO, MDY', false),
+  set_config('IntervalStyle', 'postgres', false),
+  set_config('bytea_output', 'hex', false)`;
+
 /** Insertable columns (not generated, not dropped), in table order. */
 const COLUMNS_SQL = `SELECT /* dbopt */ a.attname AS name
 FROM pg_catalog.pg_attribute AS a
@@ -437,6 +452,7 @@ export const runShardMove = async (options: ShardMoveOptions, io: MoveIo): Promi
     if (!client) {
       client = await io.connect(urls[shard] as string);
       clients.set(shard, client);
+      await client.query(SESSION_SQL);
     }
     return client;
   };

@@ -277,6 +277,46 @@ describe('dbopt shard move with three PostgreSQL databases', () => {
     expect(output.join('\n')).toContain('reconcile');
   });
 
+  it("copies floats exactly and verifies whatever the shards' session defaults are", async () => {
+    // Prepare: shard a rounds floats (extra_float_digits 0), shard c speaks Tokyo time.
+    const measures = [{ name: 'measures', shardKey: 'id', primaryKey: ['id'] }];
+    for (const name of SHARDS) {
+      await db(name).query(`DROP TABLE IF EXISTS measures;
+        CREATE TABLE measures (id text PRIMARY KEY, ratio float8 NOT NULL, at timestamptz NOT NULL)`);
+    }
+    const router = createShardRouter(CURRENT);
+    const onA = USERS.filter((key) => router.route(key).shard === 'a');
+    await db('a').query(
+      `INSERT INTO measures
+       SELECT k, 0.1::float8 + n / 3.0::float8, '2026-01-01T00:00:00Z'::timestamptz + n * interval '1 minute'
+       FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n)`,
+      [onA],
+    );
+    const expected = await db('a').query('SELECT id, ratio, at FROM measures ORDER BY id');
+    writeFileSync(paths.tables, JSON.stringify(measures));
+    await db('a').query('ALTER DATABASE dbopt_it_shard_a SET extra_float_digits = 0');
+    await db('c').query("ALTER DATABASE dbopt_it_shard_c SET TimeZone = 'Asia/Tokyo'");
+    try {
+      // Act
+      await runShardMove(options(), io());
+      const report = await runShardMove(options(), io());
+      // Assess: every row once, on its new owner, bit for bit.
+      const rows = (
+        await Promise.all(
+          SHARDS.map((n) => db(n).query('SELECT id, ratio, at FROM measures ORDER BY id')),
+        )
+      ).flatMap((r) => r.rows);
+      expect(report).toMatchObject({ phase: 'done', kept: 0 });
+      expect(rows.sort((x, y) => String(x.id).localeCompare(String(y.id)))).toEqual(
+        [...expected.rows].sort((x, y) => String(x.id).localeCompare(String(y.id))),
+      );
+    } finally {
+      await db('a').query('ALTER DATABASE dbopt_it_shard_a RESET extra_float_digits');
+      await db('c').query('ALTER DATABASE dbopt_it_shard_c RESET TimeZone');
+      for (const name of SHARDS) await db(name).query('DROP TABLE IF EXISTS measures');
+    }
+  });
+
   it('refuses a new map whose version is not the current version + 1', async () => {
     // Prepare
     writeFileSync(paths.to, JSON.stringify({ ...NEXT, version: 5 }));
