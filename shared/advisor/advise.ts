@@ -366,7 +366,20 @@ export const adviseIndexes = async (
         final = { plans: new Map(), names: new Map() };
         break;
       }
-      final = await session.evaluateSet(refs, set, allItems);
+      try {
+        final = await session.evaluateSet(refs, set, allItems);
+      } catch (err) {
+        // A real build in the final re-plan can fail (lock_timeout on a busy table, a read-only
+        // replica): never propose what was not re-planned with the whole set.
+        const built = set.filter((c) => !session.canSimulate(c));
+        if (built.length === 0) throw err;
+        const reason = `could not be re-planned together with the other proposals: ${errorText(err)}`;
+        warnings.push(
+          `final re-plan with built candidates failed (${errorText(err)}); those candidates were dropped`,
+        );
+        for (const c of built) banned.set(c.id, reason);
+        continue;
+      }
       const byName = new Map([...final.names].map(([id, name]) => [name, id]));
       const drop = new Map<string, string>();
       for (const s of evaluable) {
