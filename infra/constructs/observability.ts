@@ -48,7 +48,7 @@ const ONE_MINUTE = Duration.minutes(1);
  * - database connections per target and RDS Proxy pinned sessions;
  * - slow statements enqueued (SQS NumberOfMessagesSent on the slow-query queue);
  * - dead-letter queue depth (scheduler starts, slow-query messages);
- * - collector health: Lambda errors and `TargetUp` per target.
+ * - collector health: Lambda errors, `TargetUp` and `CollectFailed` per target.
  */
 export class Observability extends Construct {
   readonly dashboard: cloudwatch.Dashboard;
@@ -234,6 +234,24 @@ export class Observability extends Construct {
       });
       return metric;
     });
+    // A reachable target whose statistics read failed (permissions, timeouts): CollectFailed 1.
+    const collectFailed = props.databases.map((db) => {
+      const metric = emf('CollectFailed', 'Maximum', {
+        service: props.collectMetricsService,
+        target: db.name,
+        database: props.databaseName,
+      }).with({ label: `${db.name} read failed` });
+      this.alarm(`CollectFailed${suffix(db.name)}`, alarmAction, {
+        metric,
+        threshold: 0,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `${db.name}: collect-metrics could not read its statistics (3 of 5 minutes)`,
+      });
+      return metric;
+    });
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: props.dashboardName,
@@ -270,7 +288,7 @@ export class Observability extends Construct {
       new cloudwatch.GraphWidget({ title: 'Dead-letter queue depth', left: dlqDepths, width: 8 }),
       new cloudwatch.GraphWidget({
         title: 'Collector health',
-        left: collectorErrors,
+        left: [...collectorErrors, ...collectFailed],
         right: targetUp,
         rightYAxis: { min: 0, max: 1 },
         width: 8,

@@ -135,6 +135,7 @@ describe('alarms', () => {
     ['DLQ depth', 'ApproximateNumberOfMessagesVisible'],
     ['collector errors', 'Errors'],
     ['collector target health', 'TargetUp'],
+    ['collector read failures', 'CollectFailed'],
     ['API 5xx', '5XXError'],
   ])('cover %s (%s)', (_what, metricName) => {
     expect(alarms.some((a) => metricNamesOf(a).includes(metricName))).toBe(true);
