@@ -1,3 +1,4 @@
+import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   createShardRouter,
@@ -172,6 +173,25 @@ describe('compact shard map encodings', () => {
     const issues = (err as ShardMapError).issues;
     expect(issues.map((i) => i.field)).toContain(field);
     expect(issues.map((i) => i.message).join('\n')).toMatch(message);
+  });
+
+  it.each<[string, Uint8Array, RegExp]>([
+    // 16 MB of zeros deflate to ~16 KB: inflating must stop at the 6 bytes per slot bound.
+    ['a decompression bomb', new Uint8Array(16 * 1024 * 1024), /not a valid rle1:.*larger than/],
+    ['a zero-length run', Uint8Array.of(0, 0), /truncated or corrupt/],
+    ['a varint longer than 4 bytes', Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x01, 1), /corrupt/],
+    ['a truncated varint', Uint8Array.of(0, 0x80), /truncated or corrupt/],
+  ])('rejects hostile rle1: input (%s) without expanding it', (_label, raw, message) => {
+    // Prepare
+    const slots = `rle1:${deflateRawSync(raw).toString('base64url')}`;
+    const json = JSON.stringify({ version: 1, slotCount: 10, shards: ['a', 'b'], slots });
+
+    // Act
+    const err = captureError(() => parseShardMap(json)) as ShardMapError;
+
+    // Assess
+    expect(err).toBeInstanceOf(ShardMapError);
+    expect(err.issues.map((i) => i.message).join('\n')).toMatch(message);
   });
 
   it('reports a bad rle1: directory together with other bad fields', () => {
