@@ -150,6 +150,35 @@ describe('adviseIndexes on PostgreSQL with HypoPG', () => {
     expect(report.method).toBe('hypopg');
   });
 
+  it('never counts a lone range/ORDER BY index the plan would walk under LIMIT while filtering the equality', async () => {
+    // Prepare
+    const workload = [
+      statement(
+        'next_orders',
+        'SELECT id FROM hj_orders WHERE customer_id = $1 AND created_at >= $2 ORDER BY created_at LIMIT 5',
+        [
+          [7, '2024-01-10'],
+          [900, '2024-01-02'],
+        ],
+      ),
+    ];
+
+    // Act
+    const report = await adviseIndexes({ db }, workload, options);
+
+    // Assess
+    expect(shapes(report)).toEqual([
+      {
+        table: 'public.hj_orders',
+        method: 'btree',
+        keys: ['customer_id', 'created_at'],
+        where: null,
+      },
+    ]);
+    const lone = report.rejected.find((r) => r.candidate.keys.join() === 'created_at');
+    expect(lone?.reason).toContain('in order under LIMIT');
+  });
+
   it('proposes nothing for a tiny table and says why', async () => {
     // Prepare
     const workload = [
