@@ -12,7 +12,7 @@ export interface RewriteInput {
 }
 
 export interface AdviseRewritesOptions
-  extends Pick<DetectOptions, 'deepOffsetRows' | 'minOrListArms'> {
+  extends Pick<DetectOptions, 'deepOffsetRows' | 'minOrListArms' | 'unknownOffsetIsCandidate'> {
   /** statement_timeout of the read-only transaction, in ms. */
   readonly timeoutMs?: number;
   /** A rewrite must cut the estimated cost by at least this fraction (0.05 = 5 %). */
@@ -100,10 +100,16 @@ export const measureRewrite = async (
     );
     const row = probe.rows[0];
     if (!row) throw new Error('the query returns no rows: nothing to paginate');
-    afterValues = [...values, ...Object.values(row)];
+    const keys = Object.values(row);
+    const next: unknown[] = [...values];
+    c.extraParams.numbers.forEach((n, i) => {
+      next[n - 1] = keys[i];
+    });
+    afterValues = next;
   }
+  const afterCount = Math.max(paramCount, ...(c.extraParams?.numbers ?? []));
   const after = await inSavepoint(tx, () =>
-    explainStatement(tx, c.rewrittenSql, paramCount + (c.extraParams?.count ?? 0), afterValues),
+    explainStatement(tx, c.rewrittenSql, afterCount, afterValues),
   );
   return {
     ...c,

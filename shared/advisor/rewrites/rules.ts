@@ -25,6 +25,11 @@ export interface DetectOptions {
   readonly minOrListArms?: number;
   /** Values of `$1…$n` when known (an OFFSET given as a parameter). */
   readonly params?: readonly unknown[];
+  /**
+   * Treat `OFFSET $n` of unknown value as possibly deep (normalised pg_stat_statements text
+   * of a statement known to be slow); the measurement then uses the generic plan.
+   */
+  readonly unknownOffsetIsCandidate?: boolean;
 }
 
 export const DEFAULT_DEEP_OFFSET_ROWS = 1_000;
@@ -346,8 +351,15 @@ const deepOffset = (
   if (select.groupClause || select.distinctClause || hasAggregateOrWindow(select.targetList)) {
     return undefined;
   }
-  const offset = offsetValue(select.limitOffset, options.params);
-  if (offset === undefined || offset < threshold) return undefined;
+  const known = offsetValue(select.limitOffset, options.params);
+  // pg_stat_statements replaces every constant with $n, OFFSET included: with the option on,
+  // an OFFSET parameter of unknown value is a candidate, and the generic plan (which assumes
+  // it skips 10 % of the rows) is what gets measured.
+  const unknownParam = known === undefined && nodeType(select.limitOffset) === 'ParamRef';
+  if (unknownParam ? !options.unknownOffsetIsCandidate : known === undefined || known < threshold) {
+    return undefined;
+  }
+  const offset = unknownParam ? parsed.text(select.limitOffset) : String(known);
   const sorts = asList(select.sortClause).map((s) => nodeOf(s, 'SortBy'));
   if (sorts.length === 0) return undefined;
   const directions = new Set(sorts.map((s) => s?.sortby_dir ?? 'SORTBY_DEFAULT'));
@@ -368,7 +380,15 @@ const deepOffset = (
         .map((s) => columnRefNames(s?.node)?.at(-1) ?? '')
         .filter((name) => !selectedNames.has(name));
   const keys = sorts.map((s) => parsed.text(s?.node));
-  const placeholders = keys.map((_, i) => `$${parsed.maxParam + i + 1}`);
+  // New parameters for the last row's keys. A removed `OFFSET $k` frees $k: reuse it, so the
+  // rewrite has no gap in its parameter numbers (PREPARE cannot type a missing $k).
+  const freed =
+    unknownParam || nodeType(select.limitOffset) === 'ParamRef'
+      ? Number(nodeOf(select.limitOffset, 'ParamRef')?.number)
+      : undefined;
+  const reusable = freed !== undefined && countParamUses(select, freed) === 1 ? [freed] : [];
+  const numbers = keys.map((_, i) => reusable[i] ?? parsed.maxParam + i + 1 - reusable.length);
+  const placeholders = numbers.map((n) => `$${n}`);
   const comparison =
     keys.length === 1
       ? `${keys[0]} ${descending ? '<' : '>'} ${placeholders[0]}`
@@ -398,18 +418,29 @@ const deepOffset = (
     start: parsed.span(targets[0]).start,
     end: parsed.span(targets.at(-1)).end,
   };
-  const probe = applyEdits(parsed.sql, [
-    { ...targetsSpan, text: keys.join(', ') },
-    removeOffset,
-    { ...parsed.span(select.limitCount), text: '1' },
-  ]);
+  // With literal LIMIT/OFFSET: the first row's keys (cheap). With parameters: the keys of the
+  // row at the offset itself (every parameter stays referenced; runs the original once).
+  const keysOnly = { ...targetsSpan, text: keys.join(', ') };
+  const parametrised =
+    nodeType(select.limitOffset) === 'ParamRef' || nodeType(select.limitCount) === 'ParamRef';
+  const probe = parametrised
+    ? `SELECT * FROM (${applyEdits(parsed.sql, [keysOnly])}) AS dbopt_probe LIMIT 1`
+    : applyEdits(parsed.sql, [
+        keysOnly,
+        removeOffset,
+        { ...parsed.span(select.limitCount), text: '1' },
+      ]);
   return candidate(parsed, 'deep_offset', {
     title: `OFFSET ${offset} pagination → keyset (row comparison)`,
     rewrittenSql: applyEdits(parsed.sql, [addPredicate, removeOffset]),
-    extraParams: { count: keys.length, probeSql: probe },
+    extraParams: { numbers, probeSql: probe },
     rationale:
       `OFFSET ${offset} makes the server produce and discard ${offset} rows for every page, so ` +
-      'page N costs N pages of work. Remember the last row of the previous page and continue ' +
+      'page N costs N pages of work' +
+      (unknownParam
+        ? ` (the OFFSET is a parameter whose values were not recorded: this matters when deep pages, OFFSET ≥ ${threshold}, are requested)`
+        : '') +
+      '. Remember the last row of the previous page and continue ' +
       `after it with ${keys.length === 1 ? 'a comparison' : 'a row comparison'} on the ORDER BY ` +
       `keys (${placeholders.join(', ')} = the last row's ${keys.join(', ')}): an index on ` +
       `(${keys.join(', ')}) then reads only the rows of the page. The keys must be NOT NULL ` +
@@ -418,6 +449,15 @@ const deepOffset = (
         ? ` Add ${missing.join(', ')} to the select list to know the last row's keys.`
         : ''),
   });
+};
+
+const countParamUses = (select: AstObject, n: number): number => {
+  let uses = 0;
+  walkNodes({ SelectStmt: select }, (type, body) => {
+    if (type === 'ParamRef' && Number(body.number) === n) uses++;
+    return true;
+  });
+  return uses;
 };
 
 const offsetValue = (

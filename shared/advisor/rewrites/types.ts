@@ -18,10 +18,10 @@ export interface RewriteCandidate {
   /** The rewrite also fixes a wrong result (NOT IN with NULLs), so it is worth it at any cost. */
   readonly correctnessFix: boolean;
   /**
-   * Parameters the rewrite adds after the statement's own (`$n+1…`, keyset values). For
-   * measuring, `probeSql` returns one row with plausible values for them.
+   * Parameters the rewrite introduces (keyset values), by number. For measuring, `probeSql`
+   * (same parameters as the original) returns one row with plausible values for them.
    */
-  readonly extraParams?: { readonly count: number; readonly probeSql: string };
+  readonly extraParams?: { readonly numbers: readonly number[]; readonly probeSql: string };
 }
 
 /** A measured rewrite: EXPLAIN (FORMAT JSON) total cost of the original and of the rewrite. */

@@ -89,6 +89,30 @@ describe('rewrite advisor on PostgreSQL 15 (measured)', () => {
     expect(s.costAfter).toBeLessThan(s.costBefore / 10);
   });
 
+  it.each([
+    ['unknown (normalised pg_stat_statements text)', undefined, 'generic'],
+    ['known', ['new', 20, 30000], 'custom'],
+  ])(
+    'deep OFFSET as a parameter, values %s: keyset reuses the freed $3 and is cheaper',
+    async (_name, params, planMode) => {
+      // Prepare
+      const sql =
+        'SELECT id, created_at FROM orders WHERE status = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3';
+      // Act
+      const advice = await adviseRewrites(db, [{ sql, ...(params ? { params } : {}) }], {
+        unknownOffsetIsCandidate: true,
+      });
+      // Assess
+      expect(advice.errors).toEqual([]);
+      const s = only(advice.suggestions, 'deep_offset');
+      expect(s.rewrittenSql).toBe(
+        'SELECT id, created_at FROM orders WHERE (status = $1) AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $2 ',
+      );
+      expect(s.planMode).toBe(planMode);
+      expect(s.costAfter).toBeLessThan(s.costBefore / 2);
+    },
+  );
+
   it('NOT IN → NOT EXISTS is kept as a NULL-correctness fix and returns the same rows without NULLs', async () => {
     // Prepare
     const sql = 'SELECT id FROM customers WHERE id NOT IN (SELECT customer_id FROM orders)';

@@ -56,7 +56,7 @@ describe('rewrite rules', () => {
       'deep OFFSET without WHERE, descending, offset as a known parameter',
       'SELECT id FROM orders ORDER BY id DESC LIMIT 50 OFFSET $1',
       'deep_offset',
-      'SELECT id FROM orders WHERE id < $2\nORDER BY id DESC LIMIT 50 ',
+      'SELECT id FROM orders WHERE id < $1\nORDER BY id DESC LIMIT 50 ',
     ],
     [
       'cast of a timestamp column to date → one-day range',
@@ -145,7 +145,7 @@ describe('rewrite rules', () => {
     );
     // Assess
     expect(found?.extraParams).toEqual({
-      count: 2,
+      numbers: [1, 2],
       probeSql: 'SELECT created_at, id FROM orders ORDER BY created_at, id LIMIT 1 ',
     });
   });
