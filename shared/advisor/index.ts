@@ -7,7 +7,11 @@ export { type AdvisorDeps, adviseIndexes } from './advise.ts';
 export * from './apply/index.ts';
 export { AdvisorError, type AdvisorErrorCode } from './errors.ts';
 export * from './hygiene/index.ts';
-export { advisorOptionsFromConfig, DEFAULT_ADVISOR_OPTIONS } from './options.ts';
+export {
+  advisorDatabaseOptions,
+  advisorOptionsFromConfig,
+  DEFAULT_ADVISOR_OPTIONS,
+} from './options.ts';
 export * from './rewrites/index.ts';
 export { proposalKey, storeIndexProposals, toSuggestion } from './store.ts';
 export type {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   AdvisorError,
+  advisorDatabaseOptions,
   advisorOptionsFromConfig,
   DEFAULT_ADVISOR_OPTIONS,
   type IndexProposal,
@@ -32,6 +33,32 @@ describe('advisor config', () => {
     // Assess
     expect(load).toThrow(ConfigError);
     expect(load).toThrow(key);
+  });
+});
+
+describe('advisorDatabaseOptions', () => {
+  it('uses ADVISOR_DATABASE_URL (the DB endpoint) when set, else the primary, with one connection', () => {
+    // Act
+    const primary = advisorDatabaseOptions(
+      loadConfig({ DB_HOST: 'proxy.internal', DB_POOL_MAX: '4' }),
+    );
+    const direct = advisorDatabaseOptions(
+      loadConfig({
+        DB_HOST: 'proxy.internal',
+        ADVISOR_DATABASE_URL: 'postgres://adv@db.internal:5432/app',
+      }),
+    );
+
+    // Assess
+    expect(primary).toMatchObject({ host: 'proxy.internal', poolMax: 1 });
+    expect(primary.connectionString).toBeUndefined();
+    expect(direct).toMatchObject({
+      connectionString: 'postgres://adv@db.internal:5432/app',
+      host: 'db.internal',
+      database: 'app',
+      poolMax: 1,
+    });
+    expect(direct.queryTimeoutMs).toBeGreaterThan(30_000);
   });
 });
 
