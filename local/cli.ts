@@ -7,7 +7,14 @@
  *   dbopt demo workload [--rounds 3]  replay the demo workload (feeds pg_stat_statements)
  *   dbopt shard plan --add s3 [--map map.json] [--json]  which slots a shard change moves where
  *   dbopt shard route KEY…         key → slot → shard under the current shard map
+ *   dbopt advise --database-url URL [--workload FILE] [--format sql|json|text]  index proposals
+ *   dbopt shard move --to next.json --tables tables.json [--map map.json] [--dry-run]  move rows, switch
  *   dbopt migrate [--database-url URL]  create or upgrade the dbopt repository schema
+ *   dbopt apply --database-url URL (--suggestion ID | --ddl "CREATE INDEX …") [--yes]  build + verify
+ *   dbopt hygiene --database-url URL [--format text|json|sql]  indexes to drop
+ *   dbopt rewrites --database-url URL [--sql SQL]…  measured SQL rewrites
+ *   dbopt report [--database-url URL] [--json]  one-shot health report (slow queries, indexes, bloat)
+ *   dbopt collect [--once]        run the collectors on their timers, health and alerts to the terminal
  *
  * Run with `npm start` / `npm run dbopt -- <command>` or `npx tsx local/cli.ts <command>`.
  */
@@ -15,12 +22,27 @@ import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
 import { loadConfig } from '#shared/config';
 import { isAppError } from '#shared/errors';
+import {
+  type AdviseCommandOptions,
+  type AdviseFormat,
+  runAdviseCommand,
+} from './advise-command.ts';
+import {
+  type ApplyCommandOptions,
+  type HygieneCommandOptions,
+  runApplyCommand,
+  runHygieneCommand,
+  terminalConfirm,
+} from './apply-command.ts';
+import { startLocalCollectors } from './collect-loop.ts';
 import { type DemoClient, findExistingDemo, loadDemo } from './demo/seed.ts';
 import { readWorkloadFile, runWorkload, type WorkloadReport } from './demo/workload.ts';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { LocalModeError } from './errors.ts';
 import { formatCount, formatSeconds, printDemoStep, redactUrl } from './format.ts';
 import { type MigrateCommandOptions, runMigrateCommand } from './migrate-command.ts';
+import { type ReportCommandOptions, runReportCommand } from './report-command.ts';
+import { type RewritesCommandOptions, runRewritesCommand } from './rewrites-command.ts';
 import { startLocalServe } from './serve.ts';
 import {
   processShardIo,
@@ -29,6 +51,7 @@ import {
   type ShardPlanOptions,
   type ShardRouteOptions,
 } from './shard-commands.ts';
+import { processMoveIo, runShardMoveCommand, type ShardMoveOptions } from './shard-move.ts';
 
 const print = (line = ''): void => console.log(line);
 
@@ -347,6 +370,33 @@ shard
   });
 
 shard
+  .command('move')
+  .description(
+    'copy the rows of every slot that changes owner (batched, resumable), verify counts and checksums per slot, switch the map (version + 1), delete moved rows from the old shards',
+  )
+  .requiredOption(
+    '--to <file>',
+    'the new shard map (version = current + 1), e.g. from `shard plan --json`',
+  )
+  .requiredOption(
+    '--tables <file>',
+    'JSON: [{"schema"?, "name", "shardKey", "primaryKey": ["id"]}] for every sharded table',
+  )
+  .option(
+    '--map <file>',
+    'current shard map JSON file, rewritten at the switch (default: SHARD_MAP)',
+  )
+  .option('--urls <file>', 'JSON object shard name → postgres:// URL (default: SHARD_URLS)')
+  .option('--batch-size <n>', 'rows per batch', parseInteger(1, 100_000), 1_000)
+  .option('--state <file>', 'resumable progress (default: <to>.state.json)')
+  .option('--stop-after <phase>', 'stop after copy, verify or switch (run again to continue)')
+  .option('--dry-run', 'count the rows that would move; write nothing')
+  .option('--json', 'print the final report as JSON')
+  .action(async (opts: ShardMoveOptions & { json?: boolean }) => {
+    process.exitCode = await runShardMoveCommand(opts, processMoveIo(processShardIo()));
+  });
+
+shard
   .command('route')
   .description('show the slot and shard of each key')
   .argument('<keys...>', 'shard keys (numbers route like their decimal text)')
@@ -365,6 +415,158 @@ program
   )
   .action(async (opts: MigrateCommandOptions) => {
     await runMigrateCommand(opts, process.env, print);
+  });
+
+program
+  .command('advise')
+  .description(
+    'propose indexes proven by what-if planning (HypoPG, else rolled-back builds) for a workload file or pg_stat_statements',
+  )
+  .option(
+    '--database-url <url>',
+    'database to advise on, the DB endpoint, not a proxy (default: ADVISOR_DATABASE_URL, then DATABASE_URL)',
+  )
+  .option(
+    '--workload <file>',
+    'workload JSON ({ templates: [{ id, sql, params, weight_per_hour, kind }] }); default: pg_stat_statements',
+  )
+  .option(
+    '--format <format>',
+    'sql (one CREATE INDEX per line, nothing else), json or text',
+    (value: string): AdviseFormat => {
+      if (value !== 'sql' && value !== 'json' && value !== 'text') {
+        throw new InvalidArgumentError('expected sql, json or text');
+      }
+      return value;
+    },
+    'text',
+  )
+  .option(
+    '--max-indexes <n>',
+    'most indexes to propose (default: ADVISOR_MAX_INDEXES)',
+    parseInteger(1, 1_000),
+  )
+  .action(async (opts: AdviseCommandOptions) => {
+    process.exitCode = await runAdviseCommand(opts, process.env, {
+      out: print,
+      err: (line) => console.error(line),
+    });
+  });
+
+program
+  .command('report')
+  .description(
+    'one-shot health report: verdict, slow queries (pg_stat_statements), unused indexes, cache hit ratios, dead tuples',
+  )
+  .option('--database-url <url>', 'database to report on (default: DATABASE_URL)')
+  .option('--json', 'print the report as JSON')
+  .option('--top <n>', 'slow statements to list', parseInteger(1, 100), 10)
+  .option('--no-explain', 'do not EXPLAIN the listed statements')
+  .action(async (opts: ReportCommandOptions & { explain?: boolean }) => {
+    process.exitCode = await runReportCommand(
+      { ...opts, noExplain: opts.explain === false },
+      process.env,
+      {
+        out: print,
+        err: (line) => console.error(line),
+      },
+    );
+  });
+
+program
+  .command('collect')
+  .description(
+    'run the metrics and slow-query collectors against DATABASE_URL (and SHARD_URLS) on their timers, printing health and alerts',
+  )
+  .option('--once', 'run each collector once and exit')
+  .action(async (opts: { once?: boolean }) => {
+    const abort = new AbortController();
+    const collectors = await startLocalCollectors({
+      signal: abort.signal,
+      print,
+      once: Boolean(opts.once),
+    });
+    onShutdownSignal(async () => {
+      abort.abort();
+      await collectors.done;
+      await collectors.shutdown();
+    });
+    await collectors.done;
+    await collectors.shutdown();
+    if (opts.once && collectors.failures() > 0) process.exitCode = 1;
+  });
+
+program
+  .command('apply')
+  .description(
+    'build one index CONCURRENTLY (lock_timeout, size and time limits), keep it only if the statements it serves use it and none gets slower; exit 3 when rejected',
+  )
+  .option(
+    '--database-url <url>',
+    'the DB endpoint (default: ADVISOR_DATABASE_URL, then DATABASE_URL)',
+  )
+  .option(
+    '--suggestion <id>',
+    'a stored create_index suggestion (outcome recorded)',
+    parseInteger(1, 2 ** 31 - 1),
+  )
+  .option('--ddl <sql>', 'a CREATE INDEX statement (verified against pg_stat_statements)')
+  .option('--yes', 'build without asking')
+  .action(async (opts: ApplyCommandOptions) => {
+    process.exitCode = await runApplyCommand(opts, process.env, {
+      out: print,
+      err: (line) => console.error(line),
+      confirm: terminalConfirm(),
+    });
+  });
+
+program
+  .command('rewrites')
+  .description(
+    'plan-changing SQL rewrites (NOT IN, OR across tables, deep OFFSET, casts, literal types, count > 0, OR lists), measured with EXPLAIN',
+  )
+  .option(
+    '--database-url <url>',
+    'database to plan on (default: ADVISOR_DATABASE_URL, then DATABASE_URL)',
+  )
+  .option(
+    '--sql <statement>',
+    'a statement to examine (repeatable; default: pg_stat_statements)',
+    collect,
+  )
+  .option('--format <format>', 'text or json', 'text')
+  .action(async (opts: RewritesCommandOptions) => {
+    process.exitCode = await runRewritesCommand(opts, process.env, {
+      out: print,
+      err: (line) => console.error(line),
+    });
+  });
+
+program
+  .command('hygiene')
+  .description(
+    'invalid, duplicate, prefix-redundant and unused indexes, each with DROP INDEX CONCURRENTLY',
+  )
+  .option(
+    '--database-url <url>',
+    'database to inspect (default: ADVISOR_DATABASE_URL, then DATABASE_URL)',
+  )
+  .option(
+    '--format <format>',
+    'text, json, or sql (one DROP INDEX CONCURRENTLY per line, nothing else)',
+    (value: string) => {
+      if (value !== 'sql' && value !== 'json' && value !== 'text') {
+        throw new InvalidArgumentError('expected text, json or sql');
+      }
+      return value;
+    },
+    'text',
+  )
+  .action(async (opts: HygieneCommandOptions) => {
+    process.exitCode = await runHygieneCommand(opts, process.env, {
+      out: print,
+      err: (line) => console.error(line),
+    });
   });
 
 try {

@@ -173,6 +173,8 @@ export const ConfigSchema = z
     APPLY_MAX_BUILD_MS: positiveInt().default(600_000),
     /** SNS topic announcing new suggestions. Default: ALERT_TOPIC_ARN; neither: logged only. */
     SUGGESTION_TOPIC_ARN: z.string().startsWith('arn:').optional(),
+    /** Calls each served statement needs since an auto-applied build before its mean time is compared with before. */
+    APPLY_RECHECK_MIN_CALLS: positiveInt().default(100),
     /** Index hygiene calls an index unused only after scan counters cover this many days. */
     HYGIENE_MIN_INDEX_AGE_DAYS: z.coerce.number().min(0).default(7),
     /** Top pg_stat_statements entries of a target optimised together with a slow statement. */
