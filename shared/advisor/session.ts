@@ -160,7 +160,9 @@ export class AdvisorSession {
   }
 
   private async inTransaction<T>(write: boolean, work: () => Promise<T>): Promise<T> {
-    await this.client.query(`BEGIN /* dbopt */${write ? '' : ' READ ONLY'}; ${TX_SETTINGS(this.timeoutMs)}`);
+    await this.client.query(
+      `BEGIN /* dbopt */${write ? '' : ' READ ONLY'}; ${TX_SETTINGS(this.timeoutMs)}`,
+    );
     try {
       return await work();
     } finally {
