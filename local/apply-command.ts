@@ -159,6 +159,9 @@ export const runApplyCommand = async (
       sizeBytes = Number(suggestion.payload.sizeBytes) || undefined;
     } else {
       ddl = opts.ddl as string;
+      statements = [];
+    }
+    if (statements.length === 0) {
       io.err('reading the statements to verify against from pg_stat_statements');
       statements = (await workloadFromStatStatements(db, { limit: 50, minCalls: 1 }))
         .filter((w) => w.kind === 'read')

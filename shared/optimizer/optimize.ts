@@ -13,6 +13,7 @@ import {
   type IndexProposal,
   type MeanTimeCheck,
   type RewriteSuggestion,
+  toSuggestion,
   type WorkloadStatement,
   workloadFromStatStatements,
 } from '#shared/advisor';
@@ -293,31 +294,26 @@ const isSelect = (sql: string): boolean => {
   }
 };
 
+/** C's repository row for a proposal (same stable key as `dbopt advise`), plus what apply needs. */
 const indexSuggestion = (
   target: string,
   p: IndexProposal,
   workload: ReadonlyMap<string, WorkloadStatement>,
-): NewSuggestion => ({
-  target,
-  kind: 'create_index',
-  key: `create_index:${p.table}:${p.method}:${p.keys.join(',')}:${p.include.join(',')}:${p.where ?? ''}`,
-  ddl: p.ddl,
-  payload: {
-    table: p.table,
-    name: p.name,
-    method: p.method,
-    statements: p.serves.map((id) => ({
-      id,
-      sql: workload.get(id)?.sql,
-      params: workload.get(id)?.params[0],
-    })),
-    benefit: p.benefit,
-    sizeBytes: p.sizeBytes,
-    writeOverhead: p.writeOverhead,
-    evaluatedWith: p.evaluatedWith,
-    rationale: p.rationale,
-  },
-});
+): NewSuggestion => {
+  const base = toSuggestion(target, p);
+  return {
+    ...base,
+    payload: {
+      ...base.payload,
+      // The served statements with one sampled parameter set: apply re-plans them.
+      statements: p.serves.map((id) => ({
+        id,
+        sql: workload.get(id)?.sql,
+        params: workload.get(id)?.params[0],
+      })),
+    },
+  };
+};
 
 const rewriteSuggestion = (message: SlowQueryMessage, r: RewriteSuggestion): NewSuggestion => ({
   target: message.target,
