@@ -55,8 +55,9 @@ export const buildSuggestionPublishInput = (
       : []),
     ...(typeof payload.rationale === 'string' ? ['', payload.rationale] : []),
     ...(typeof payload.reason === 'string' ? ['', payload.reason] : []),
-    '',
-    `Apply (indexes): npx dbopt apply --suggestion ${id} --database-url …`,
+    ...(suggestion.kind === 'create_index'
+      ? ['', `Build and verify: npx dbopt apply --suggestion ${id} --database-url …`]
+      : []),
   ];
   return {
     TopicArn: topicArn,

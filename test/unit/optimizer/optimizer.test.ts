@@ -79,6 +79,7 @@ describe('suggestion announcements', () => {
     });
     expect(input.Message).toContain(INDEX.ddl);
     expect(input.Message).toContain('Serves 3 statements.');
+    expect(input.Message).toContain('npx dbopt apply --suggestion 5');
   });
 
   it.each([
