@@ -277,6 +277,43 @@ describe('dbopt shard move with three PostgreSQL databases', () => {
     expect(output.join('\n')).toContain('reconcile');
   });
 
+  it("cleanup keeps a row that changes between reading the new owner's copy and the delete", async () => {
+    // Prepare: switch, then race one write on the old shard against the cleanup's delete.
+    await runShardMove(options(), io());
+    let moved: string | undefined;
+    const base = io();
+    const racing: MoveIo = {
+      ...base,
+      connect: async (url) => {
+        const client = await base.connect(url);
+        if (url !== urlOf('c')) return client;
+        return {
+          end: () => client.end(),
+          query: async (sql, params) => {
+            const result = await client.query(sql, params);
+            // The new owner's hashes were just read: the old row changes before the delete.
+            if (moved === undefined && sql.includes('JOIN jsonb_populate_recordset')) {
+              // The first account of this batch (its pk list is the first parameter).
+              const [first] = JSON.parse(String(params?.[0])) as { id?: string }[];
+              if (first?.id !== undefined) {
+                moved = first.id;
+                await db('a').query("UPDATE accounts SET note = 'raced' WHERE id = $1", [moved]);
+              }
+            }
+            return result as never;
+          },
+        };
+      },
+    };
+    // Act
+    const report = await runShardMove(options(), racing);
+    // Assess
+    expect(moved).toBeDefined();
+    const left = await db('a').query('SELECT note FROM accounts WHERE id = $1', [moved]);
+    expect(left.rows).toEqual([{ note: 'raced' }]);
+    expect(report.kept).toBeGreaterThanOrEqual(1);
+  });
+
   it("copies floats exactly and verifies whatever the shards' session defaults are", async () => {
     // Prepare: shard a rounds floats (extra_float_digits 0), shard c speaks Tokyo time.
     const measures = [{ name: 'measures', shardKey: 'id', primaryKey: ['id'] }];
