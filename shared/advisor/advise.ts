@@ -505,7 +505,9 @@ export const adviseIndexes = async (
           ? 'No write in the workload touches the table.'
           : overhead.hotUpdatesLost
             ? `Updates of ${overhead.updatedColumns.join(', ')} (${overhead.statements.join(', ')}) can no longer be HOT: ~${Math.round(overhead.entriesPerHour)} index entries/hour charged.`
-            : `Writes (${overhead.statements.join(', ')}) add ~${Math.round(overhead.entriesPerHour)} index entries/hour.`;
+            : overhead.entriesPerHour < 1
+              ? `Writes (${overhead.statements.join(', ')}) do not touch its columns and stay HOT.`
+              : `Writes (${overhead.statements.join(', ')}) add ~${Math.round(overhead.entriesPerHour)} index entries/hour.`;
       proposals.push({
         table: c.table,
         method: c.method,
