@@ -315,6 +315,15 @@ export const createReplicaSet = (
   });
 };
 
-/** A replica failure after which the read is retried on the primary (the target is down). */
+/** serialization_failure: what a standby raises when replay cancels a conflicting query. */
+const RECOVERY_CONFLICT_STATE = '40001';
+
+/**
+ * A replica failure after which the read is retried on the primary: the replica is down, or
+ * it cancelled the read because of a conflict with recovery (SQLSTATE 40001 on a standby,
+ * once the guard's retries are spent) — an error the primary would not raise for a read.
+ * https://www.postgresql.org/docs/15/hot-standby.html#HOT-STANDBY-CONFLICT
+ */
 export const isReplicaUnavailable = (err: unknown): boolean =>
-  err instanceof DatabaseUnavailableError;
+  err instanceof DatabaseUnavailableError ||
+  (isAppError(err) && err.details.sqlState === RECOVERY_CONFLICT_STATE);

@@ -367,6 +367,30 @@ describe('read replicas (separate databases standing in for replicas)', () => {
       expect(ttls[0]).toBeLessThanOrEqual(1000 - 900 - 60);
     });
 
+    it('reads the primary when the replica cancels the read (conflict with recovery, 40001)', async () => {
+      // Prepare: on r1 the read fails as a standby's recovery conflict does.
+      lags.set(urlOf('r1'), 0);
+      await clients.get('r1')?.query(`CREATE OR REPLACE FUNCTION where_am_i() RETURNS text
+        LANGUAGE plpgsql AS $$ BEGIN
+          RAISE EXCEPTION USING ERRCODE = '40001',
+            MESSAGE = 'canceling statement due to conflict with recovery';
+        END $$`);
+      await clients
+        .get('primary')
+        ?.query(
+          "CREATE OR REPLACE FUNCTION where_am_i() RETURNS text LANGUAGE sql AS $$ SELECT 'primary' $$",
+        );
+      const deps = depsWith({ REPLICA_URLS: JSON.stringify({ primary: [urlOf('r1')] }) });
+      // Act
+      const body = JSON.parse(
+        await runQuery({ sql: 'SELECT where_am_i() AS v', params: [] }, deps),
+      ) as Body;
+      // Assess
+      expect(body.rows).toEqual([{ v: 'primary' }]);
+      expect(body.servedBy).toBe('primary');
+      expect(body.skippedReplicas).toEqual([{ name: 'primary/r1', reason: 'failed' }]);
+    });
+
     it('reads the primary when every replica lags too much', async () => {
       // Prepare
       lags.set(urlOf('r1'), 9_000);
