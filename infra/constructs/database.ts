@@ -203,19 +203,36 @@ export class Database extends Construct {
         acknowledgeDatabase(instance, props.settings.readers);
       }
 
-      const rotation = secretsmanager.HostedRotation.postgreSqlSingleUser({
+      // The rotation Lambda reaches Secrets Manager (interface endpoint, 443) and its
+      // database (5432), nothing else.
+      const rotationSecurityGroup = new ec2.SecurityGroup(scopeOf, 'RotationSecurityGroup', {
         vpc: props.vpc,
-        vpcSubnets: subnets,
+        description: `dbopt ${name} secret rotation: Secrets Manager endpoint and the database`,
+        allowAllOutbound: false,
       });
-      secret.addRotationSchedule('Rotation', {
-        hostedRotation: rotation,
-        automaticallyAfter: SECRET_ROTATION,
-      });
+      rotationSecurityGroup.addEgressRule(
+        ec2.Peer.ipv4(props.vpc.vpcCidrBlock),
+        ec2.Port.tcp(443),
+        'Secrets Manager through the VPC endpoint',
+      );
+      rotationSecurityGroup.addEgressRule(
+        dbSecurityGroup,
+        ec2.Port.tcp(POSTGRES_PORT),
+        'PostgreSQL to the database whose password it rotates',
+      );
       dbSecurityGroup.addIngressRule(
-        rotation.connections.securityGroups[0] ?? ec2.Peer.ipv4(props.vpc.vpcCidrBlock),
+        rotationSecurityGroup,
         ec2.Port.tcp(POSTGRES_PORT),
         'PostgreSQL from the secret rotation Lambda',
       );
+      secret.addRotationSchedule('Rotation', {
+        hostedRotation: secretsmanager.HostedRotation.postgreSqlSingleUser({
+          vpc: props.vpc,
+          vpcSubnets: subnets,
+          securityGroups: [rotationSecurityGroup],
+        }),
+        automaticallyAfter: SECRET_ROTATION,
+      });
 
       const proxySecurityGroup = new ec2.SecurityGroup(scopeOf, 'ProxySecurityGroup', {
         vpc: props.vpc,

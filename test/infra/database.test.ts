@@ -137,6 +137,35 @@ describe('managed Aurora PostgreSQL', () => {
   });
 });
 
+describe('secret rotation', () => {
+  it('runs in a security group that reaches only HTTPS in the VPC and its database', () => {
+    // Prepare
+    const [, rotation] = ofType('AWS::SecretsManager::RotationSchedule')[0] ?? ['', { Type: '' }];
+    const groupId = (
+      (rotation.Properties?.HostedRotationLambda as { VpcSecurityGroupIds: GetAtt })
+        .VpcSecurityGroupIds as GetAtt
+    )['Fn::GetAtt'][0];
+
+    // Act
+    const inline = resources[groupId]?.Properties?.SecurityGroupEgress as Record<string, unknown>[];
+    const separate = ofType('AWS::EC2::SecurityGroupEgress')
+      .map(([, r]) => r.Properties ?? {})
+      .filter((p) => JSON.stringify(p.GroupId).includes(`"${groupId}"`));
+
+    // Assess
+    expect(inline).toEqual([expect.objectContaining({ FromPort: 443, ToPort: 443 })]);
+    expect(separate).toEqual([
+      expect.objectContaining({
+        FromPort: 5432,
+        DestinationSecurityGroupId: {
+          'Fn::GetAtt': [expect.stringMatching(/^DatabasePrimarySecurityGroup/), 'GroupId'],
+        },
+      }),
+    ]);
+    expect(JSON.stringify(template.toJSON())).not.toContain('0.0.0.0/0');
+  });
+});
+
 describe('outputs', () => {
   it.each(['Primary', 'S1'])('name the proxy, writer, secret and cluster of %s', (target) => {
     const outputs = Object.keys(template.toJSON().Outputs as Record<string, unknown>);
