@@ -28,7 +28,7 @@ export const withReadOnlyTransaction = async <T>(
   const checkout = await acquireClient(db);
   try {
     await checkout.client.query(
-      `BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}`,
+      `BEGIN /* dbopt */ READ ONLY; SET /* dbopt */ LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}`,
     );
     const result = await work(checkout.client as unknown as Queryable);
     await checkout.client.query('COMMIT');
