@@ -249,9 +249,12 @@ const buildTableSql = (table: MoveTable): TableSql => {
         `INSERT /* dbopt */ INTO ${rel} AS t (${cols}) OVERRIDING SYSTEM VALUE`,
         `SELECT ${cols} FROM jsonb_populate_recordset(NULL::${rel}, $1::jsonb)`,
         `ON CONFLICT (${table.primaryKey.map(q).join(', ')})`,
+        // Only a copy of the same row (same shard key) is overwritten: a per-shard sequence
+        // can give another entity the same primary key on the new shard. Such a row is left
+        // alone; the caller sees the short row count and stops.
         rest.length === 0
           ? 'DO NOTHING'
-          : `DO UPDATE SET ${rest.map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}`,
+          : `DO UPDATE SET ${rest.map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}\nWHERE t.${q(table.shardKey)} IS NOT DISTINCT FROM EXCLUDED.${q(table.shardKey)}`,
       ].join('\n');
     },
     deleteByPk: [
@@ -511,7 +514,18 @@ export const runShardMove = async (options: ShardMoveOptions, io: MoveIo): Promi
       columns = rows.map((r) => r.name);
       columnsCache.set(key, columns);
     }
-    await client.query((sqlOf.get(table) as TableSql).upsert(columns), [`[${rowsJson.join(',')}]`]);
+    const sql = sqlOf.get(table) as TableSql;
+    const { rowCount } = await client.query(sql.upsert(columns), [`[${rowsJson.join(',')}]`]);
+    // With DO UPDATE every row is inserted or updated unless its key collided (see upsert);
+    // with DO NOTHING (every column in the key) a conflicting row is this very row.
+    const updates = columns.some((c) => !table.primaryKey.includes(c));
+    const collided = rowsJson.length - (rowCount ?? 0);
+    if (updates && collided > 0) {
+      throw new ShardMoveError(
+        'MOVE_INVALID',
+        `${sql.label}: ${collided} row(s) have a primary key that shard ${shard} already uses for a row with another ${table.shardKey}; nothing was overwritten. The primary key must be unique across shards (add ${table.shardKey} to it, or use global ids) before slots can move`,
+      );
+    }
   };
 
   /** Copies rows of `onlySlots` (default: every slot moving away) from `source`. */

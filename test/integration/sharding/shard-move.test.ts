@@ -314,6 +314,37 @@ describe('dbopt shard move with three PostgreSQL databases', () => {
     expect(report.kept).toBeGreaterThanOrEqual(1);
   });
 
+  it('never overwrites a row of another key that has the same primary key on the new shard', async () => {
+    // Prepare: per-shard ids — order 1 of a moving user on a, order 1 of someone else on c.
+    const movingUser = USERS.find(
+      (k) =>
+        createShardRouter(CURRENT).route(k).shard === 'a' &&
+        createShardRouter(NEXT).route(k).shard === 'c',
+    );
+    for (const name of SHARDS) {
+      await db(name).query(`DROP TABLE IF EXISTS orders;
+        CREATE TABLE orders (id int PRIMARY KEY, user_id text NOT NULL, note text)`);
+    }
+    await db('a').query("INSERT INTO orders VALUES (1, $1, 'moving')", [movingUser]);
+    await db('c').query("INSERT INTO orders VALUES (1, 'someone-else', 'keep me')");
+    writeFileSync(
+      paths.tables,
+      JSON.stringify([{ name: 'orders', shardKey: 'user_id', primaryKey: ['id'] }]),
+    );
+    try {
+      // Act
+      const attempt = runShardMove(options(), io());
+      // Assess
+      await expect(attempt).rejects.toThrow(/primary key that shard c already uses/);
+      const onC = await db('c').query('SELECT id, user_id, note FROM orders');
+      const onA = await db('a').query('SELECT id, user_id, note FROM orders');
+      expect(onC.rows).toEqual([{ id: 1, user_id: 'someone-else', note: 'keep me' }]);
+      expect(onA.rows).toEqual([{ id: 1, user_id: movingUser, note: 'moving' }]);
+    } finally {
+      for (const name of SHARDS) await db(name).query('DROP TABLE IF EXISTS orders');
+    }
+  });
+
   it("copies floats exactly and verifies whatever the shards' session defaults are", async () => {
     // Prepare: shard a rounds floats (extra_float_digits 0), shard c speaks Tokyo time.
     const measures = [{ name: 'measures', shardKey: 'id', primaryKey: ['id'] }];
