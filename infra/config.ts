@@ -202,6 +202,10 @@ const InfraContextSchema = z.object({
   apiThrottleRateLimit: z.coerce.number().positive().default(100),
   /** Burst bucket size on the API stage. */
   apiThrottleBurstLimit: z.coerce.number().int().positive().default(200),
+  /** Require an API key besides SigV4, so the usage plan's per-key limits apply. */
+  apiKeyRequired: bool.default(false),
+  /** Requests per day per API key (usage plan quota); unset: no quota. */
+  apiQuotaPerDay: z.coerce.number().int().positive().optional(),
   /**
    * Create the account-wide API Gateway → CloudWatch Logs role (`AWS::ApiGateway::Account`).
    * Set false when the account already has one managed elsewhere.

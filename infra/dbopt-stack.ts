@@ -163,6 +163,8 @@ export class DboptStack extends Stack {
       },
       cloudWatchRole: config.apiGatewayCloudWatchRole,
       writesAllowed: config.features.writesAllowed,
+      apiKeyRequired: config.apiKeyRequired,
+      ...(config.apiQuotaPerDay === undefined ? {} : { quotaPerDay: config.apiQuotaPerDay }),
       entry: entryOf('query'),
       ...(config.queryReservedConcurrency === undefined
         ? {}
@@ -231,6 +233,14 @@ export class DboptStack extends Stack {
     new CfnOutput(this, 'ApiUrl', {
       description: 'Stage URL: POST /query, GET /health',
       value: this.queryApi.api.url,
+    });
+    new CfnOutput(this, 'InvokePolicyArn', {
+      description: 'Managed policy to attach to API callers (execute-api:Invoke)',
+      value: this.queryApi.invokePolicy.managedPolicyArn,
+    });
+    new CfnOutput(this, 'UsagePlanId', {
+      description: 'Usage plan of stage v1 (add API keys to it when apiKeyRequired=true)',
+      value: this.queryApi.usagePlan.usagePlanId,
     });
     new CfnOutput(this, 'AlertTopicArn', {
       description: 'SNS topic of alerts, suggestions, alarms and RDS events',

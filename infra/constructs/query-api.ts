@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { functionEntry } from '../paths.ts';
@@ -29,6 +30,13 @@ export interface QueryApiProps {
   readonly reservedConcurrency?: number;
   /** The result cache's Redis tier. @default - none: the in-process L1 cache only */
   readonly cache?: RedisEndpoint;
+  /**
+   * Require an API key (x-api-key) in addition to the SigV4 signature, so the usage plan's
+   * per-key throttle and quota apply. @default false
+   */
+  readonly apiKeyRequired?: boolean;
+  /** Requests per day per API key in the usage plan. @default - no quota */
+  readonly quotaPerDay?: number;
   /** QUERY_ALLOW_WRITES (feature flag writesAllowed). @default false */
   readonly writesAllowed?: boolean;
   /** @default functions/query/handler.ts */
@@ -45,6 +53,10 @@ export class QueryApi extends Construct {
   readonly api: apigateway.RestApi;
   /** Invoke URL of `POST /query`. */
   readonly queryUrl: string;
+  /** Per-key throttle and quota on the stage (enforced for keys when apiKeyRequired). */
+  readonly usagePlan: apigateway.UsagePlan;
+  /** execute-api:Invoke on POST /query and GET /health: attach it to callers' roles. */
+  readonly invokePolicy: iam.ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: QueryApiProps) {
     super(scope, id);
@@ -144,6 +156,7 @@ export class QueryApi extends Construct {
           authorizationType: apigateway.AuthorizationType.IAM,
           requestValidator: validator,
           requestModels: { 'application/json': requestModel },
+          apiKeyRequired: props.apiKeyRequired ?? false,
         },
       );
     this.queryUrl = this.api.urlForPath('/query');
@@ -153,8 +166,34 @@ export class QueryApi extends Construct {
       .addMethod(
         'GET',
         new apigateway.LambdaIntegration(this.handler.fn, { allowTestInvoke: false }),
-        { authorizationType: apigateway.AuthorizationType.IAM, requestValidator: validator },
+        {
+          authorizationType: apigateway.AuthorizationType.IAM,
+          requestValidator: validator,
+          apiKeyRequired: props.apiKeyRequired ?? false,
+        },
       );
+
+    this.usagePlan = this.api.addUsagePlan('UsagePlan', {
+      description: 'dbopt query API: per-key throttle (and quota) on stage v1',
+      throttle: { rateLimit: props.throttle.rateLimit, burstLimit: props.throttle.burstLimit },
+      ...(props.quotaPerDay === undefined
+        ? {}
+        : { quota: { limit: props.quotaPerDay, period: apigateway.Period.DAY } }),
+      apiStages: [{ api: this.api, stage: this.api.deploymentStage }],
+    });
+
+    this.invokePolicy = new iam.ManagedPolicy(this, 'InvokePolicy', {
+      description: 'Call the dbopt query API (SigV4): POST /query and GET /health',
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['execute-api:Invoke'],
+          resources: [
+            this.api.arnForExecuteApi('POST', '/query', this.api.deploymentStage.stageName),
+            this.api.arnForExecuteApi('GET', '/health', this.api.deploymentStage.stageName),
+          ],
+        }),
+      ],
+    });
 
     Validations.of(this.api).acknowledge(
       {

@@ -251,6 +251,51 @@ describe('query API', () => {
     });
   });
 
+  it('has a usage plan on stage v1 with the stage throttle, no key required by default', () => {
+    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      Throttle: { RateLimit: 100, BurstLimit: 200 },
+      ApiStages: [{ ApiId: { Ref: Match.anyValue() }, Stage: { Ref: Match.anyValue() } }],
+    });
+    for (const method of Object.values(template.findResources('AWS::ApiGateway::Method'))) {
+      expect(method.Properties.ApiKeyRequired).toBe(false);
+    }
+  });
+
+  it('requires an API key and sets the daily quota when configured', () => {
+    // Prepare
+    const { stack } = buildTestApp({
+      context: { database: { mode: 'existing' }, apiKeyRequired: 'true', apiQuotaPerDay: '5000' },
+    });
+
+    // Act
+    const variant = Template.fromStack(stack);
+
+    // Assess
+    variant.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      Quota: { Limit: 5000, Period: 'DAY' },
+    });
+    for (const method of Object.values(variant.findResources('AWS::ApiGateway::Method'))) {
+      expect(method.Properties.ApiKeyRequired).toBe(true);
+    }
+  });
+
+  it('offers a managed policy that may invoke exactly POST /query and GET /health', () => {
+    // Prepare
+    const [policy] = Object.values(template.findResources('AWS::IAM::ManagedPolicy'));
+
+    // Act
+    const statements = policy?.Properties.PolicyDocument.Statement as Statement[];
+
+    // Assess
+    expect(statements).toHaveLength(1);
+    expect(statements[0]?.Action).toBe('execute-api:Invoke');
+    const resources = JSON.stringify(statements[0]?.Resource);
+    expect(resources).toContain('"/POST/query"');
+    expect(resources).toContain('"/GET/health"');
+    expect(resources).not.toContain('*');
+    template.hasOutput('InvokePolicyArn', { Value: { Ref: Match.anyValue() } });
+  });
+
   it('outputs the query URL', () => {
     template.hasOutput('QueryUrl', {
       Value: { 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('/query$')])] },
