@@ -2,6 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlertOutcome } from '#shared/alerts';
 import { formatPercent } from '#shared/analysis';
 import { type Config, loadConfig } from '#shared/config';
+import {
+  createOptimizerRuntime,
+  type OptimizerRuntime,
+  optimizeSlowQuery,
+} from '#shared/optimizer';
 import { createSqlAnalyzer, initSqlParser } from '#shared/sql';
 import {
   type CollectMetricsResult,
@@ -123,6 +128,11 @@ export interface LocalCollectorsOptions {
   env?: NodeJS.ProcessEnv;
   /** Run each collector once and finish. */
   once?: boolean;
+  /**
+   * Hand every slow statement to the optimizer in-process (local mode's stand-in for the SQS
+   * queue and the optimize Lambda) and print the new suggestions. Default true.
+   */
+  optimize?: boolean;
 }
 
 export interface LocalCollectors {
@@ -190,6 +200,14 @@ export const startLocalCollectors = async (
       ? `Collectors: one run over ${runtime.targets.map((t) => t.name).join(', ')}`
       : `Collectors: health every ${formatSeconds(config.COLLECT_METRICS_INTERVAL_MS)}, slow queries every ${formatSeconds(config.COLLECT_SLOW_QUERIES_INTERVAL_MS)} over ${runtime.targets.map((t) => t.name).join(', ')}; alerts ${config.ALERT_TOPIC_ARN ? 'to SNS and here' : 'print here'}`,
   );
+  const optimizer =
+    options.optimize === false
+      ? undefined
+      : createOptimizerRuntime(config, {
+          logger: { ...logger, debug: () => undefined },
+          sleep: (ms) => sleep(ms).then(() => undefined),
+        });
+  await optimizer?.ensureRepository();
   // One collector run at a time: embedded PostgreSQL (PGlite) is a single backend, and two
   // runs interleaving their statements on it confuse its connection multiplexer.
   let serial: Promise<void> = Promise.resolve();
@@ -224,8 +242,49 @@ export const startLocalCollectors = async (
       for (const line of formatSlowQueriesRun(run, { limits: slowLimits })) {
         print(line);
       }
+      if (optimizer) await optimizeLocally(optimizer, run, print, signal);
     }),
   );
   const done = Promise.all([metricsLoop, slowLoop]).then(() => undefined);
-  return { done, failures: () => failures, shutdown: () => runtime.shutdown() };
+  return {
+    done,
+    failures: () => failures,
+    shutdown: async () => {
+      await Promise.all([runtime.shutdown(), optimizer?.shutdown()]);
+    },
+  };
+};
+
+/**
+ * Local mode's in-process queue: each slow statement of a run goes to the optimizer (the same
+ * optimizeSlowQuery the optimize Lambda runs for an SQS record), one at a time, and the new
+ * suggestions are printed. A failure is printed and the next statement still runs, as a failed
+ * SQS record would not stop the others.
+ */
+const optimizeLocally = async (
+  optimizer: OptimizerRuntime,
+  run: CollectSlowQueriesResult,
+  print: (line: string) => void,
+  signal: AbortSignal,
+): Promise<void> => {
+  const warned = new Set<string>();
+  for (const message of run.targets.flatMap((t) => t.messages)) {
+    if (signal.aborted) return;
+    print(`${clock()}  optimizer: analysing ${oneLine(message.query, 70)}`);
+    try {
+      const result = await optimizeSlowQuery(optimizer.deps, message);
+      const created = result.suggestions.filter((s) => s.created);
+      if (created.length === 0) {
+        print(`    no new suggestions (${result.suggestions.length} known)`);
+      }
+      for (const s of created) print(`    NEW ${s.kind} #${s.id}: ${oneLine(s.key, 100)}`);
+      // Workload-wide warnings repeat for every statement of the run: print each once.
+      for (const w of result.warnings.filter((w) => !warned.has(w))) {
+        warned.add(w);
+        print(`    warning: ${w}`);
+      }
+    } catch (err) {
+      print(`    optimizer failed: ${(err as Error).message}`);
+    }
+  }
 };
