@@ -1,6 +1,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { z } from 'zod';
+import { parseHealthThresholds } from '#shared/analysis';
 
 /**
  * Deploy-time configuration, read from CDK context (`cdk.json` → `context`, or `-c key=value`).
@@ -278,6 +279,12 @@ const InfraContextSchema = z.object({
   optimizerMaxReceiveCount: count().min(1).max(10).default(3),
   schedules: jsonObject(SchedulesSchema).default(SchedulesSchema.parse({})),
   thresholds: jsonObject(ThresholdsSchema).default(ThresholdsSchema.parse({})),
+  /**
+   * Overrides of collect-metrics' health thresholds (HEALTH_THRESHOLDS, merged over the
+   * defaults of shared/analysis), e.g. `{"connectionUtilisation":{"critical":0.9}}`.
+   * Checked at synth with the same parser the function uses.
+   */
+  healthThresholds: jsonObject(z.record(z.string(), z.unknown())).optional(),
   /** Alert subscriptions, e.g. [{ "protocol": "email", "endpoint": "ops@example.com", "severities": ["CRITICAL"] }]. */
   alertSubscriptions: jsonArray(SubscriptionSchema).default([]),
   features: jsonObject(FeaturesSchema).default(FeaturesSchema.parse({})),
@@ -299,6 +306,14 @@ const InfraConfigSchema = InfraContextSchema.transform((c) => ({
       path: ['availabilityZones'],
       message: 'give at least two availability zones',
     });
+  }
+  if (c.healthThresholds) {
+    const parsed = parseHealthThresholds(JSON.stringify(c.healthThresholds));
+    if (!parsed.ok) {
+      for (const problem of parsed.problems) {
+        ctx.addIssue({ code: 'custom', path: ['healthThresholds'], message: problem });
+      }
+    }
   }
   for (const [i, sub] of c.alertSubscriptions.entries()) {
     const ok =

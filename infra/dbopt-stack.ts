@@ -197,6 +197,9 @@ export class DboptStack extends Stack {
       maxReceiveCount: config.optimizerMaxReceiveCount,
       statsSource: config.statsSource,
       autoApplyIndexes: config.features.autoApplyIndexes,
+      ...(config.healthThresholds
+        ? { healthThresholds: JSON.stringify(config.healthThresholds) }
+        : {}),
       logRetention: config.logRetentionDays,
       entries: {
         collectMetrics: entryOf('collect-metrics'),

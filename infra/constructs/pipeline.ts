@@ -46,6 +46,8 @@ export interface PipelineProps {
   readonly maxReceiveCount: number;
   readonly statsSource: 'pg' | 'data-api';
   readonly autoApplyIndexes: boolean;
+  /** HEALTH_THRESHOLDS of collect-metrics (JSON). @default - the built-in thresholds */
+  readonly healthThresholds?: string;
   readonly logRetention: logs.RetentionDays;
   /** Entry files (absolute paths). */
   readonly entries: {
@@ -120,6 +122,7 @@ export class Pipeline extends Construct {
         ...props.viaProxy.environmentFor(props.collectorDbUser),
         ...statsEnvironment,
         ALERT_TOPIC_ARN: props.alerts.topic.topicArn,
+        ...(props.healthThresholds ? { HEALTH_THRESHOLDS: props.healthThresholds } : {}),
       },
     });
     props.viaProxy.connect(this.collectMetrics, props.collectorDbUser);

@@ -1,5 +1,5 @@
 import { Validations } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
@@ -193,6 +193,8 @@ describe('infra configuration', () => {
     [{ statsSource: 'data-api', database: { engine: 'rds' } }, 'statsSource'],
     [{ optimizerTimeoutSeconds: 901 }, 'optimizerTimeoutSeconds'],
     [{ dbResourceId: 'prx-abc' }, 'dbResourceId'],
+    [{ healthThresholds: { connectionUtilisation: { critical: 'high' } } }, 'healthThresholds'],
+    [{ healthThresholds: { noSuchCheck: { critical: 1 } } }, 'healthThresholds'],
   ])('rejects %j naming %s', (raw, key) => {
     expect(() => parseInfraConfig(raw)).toThrow(InfraConfigError);
     expect(() => parseInfraConfig(raw)).toThrow(key);
@@ -268,6 +270,22 @@ describe('infra configuration', () => {
     expect(() => parseInfraConfig({ region: 'mars', shards: 'primary', profile: 'gcp' })).toThrow(
       /region.*profile|profile.*region/s,
     );
+  });
+
+  it('hands health threshold overrides to collect-metrics as HEALTH_THRESHOLDS', () => {
+    // Prepare
+    const overrides = { connectionUtilisation: { critical: 0.9 } };
+
+    // Act
+    const { stack } = buildTestApp({ context: { healthThresholds: JSON.stringify(overrides) } });
+
+    // Assess
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^dbopt collect-metrics'),
+      Environment: {
+        Variables: Match.objectLike({ HEALTH_THRESHOLDS: JSON.stringify(overrides) }),
+      },
+    });
   });
 
   it('passes the feature flags to the functions', () => {
