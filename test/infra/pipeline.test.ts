@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -5,6 +7,8 @@ import {
   OPTIMIZER_BATCH_SIZE,
   VISIBILITY_TIMEOUT_FACTOR,
 } from '../../infra/constructs/pipeline.ts';
+import { FUNCTION_NAMES } from '../../infra/dbopt-stack.ts';
+import { REPO_ROOT } from '../../infra/paths.ts';
 import { buildTestApp } from './synth.ts';
 
 type Resource = { Type: string; Properties?: Record<string, unknown> };
@@ -67,6 +71,23 @@ beforeAll(() => {
 });
 
 describe('every dbopt function', () => {
+  it('is wired: each functions/<name> folder is deployed, and nothing else', () => {
+    // Prepare
+    const folders = readdirSync(join(REPO_ROOT, 'functions'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
+
+    // Act
+    const deployed = ofType('AWS::Lambda::Function').filter(([, r]) =>
+      String(r.Properties?.Description).startsWith('dbopt '),
+    );
+
+    // Assess
+    expect(folders).toEqual([...FUNCTION_NAMES].sort());
+    expect(deployed).toHaveLength(FUNCTION_NAMES.length);
+  });
+
   it.each(['query API', 'cache sweeper', 'collect-metrics', 'collect-slow-queries', 'optimize'])(
     '%s runs nodejs22.x on ARM64 with tracing, in the isolated subnets, logs kept 30 days',
     (name) => {
