@@ -389,7 +389,10 @@ shard
   .option('--urls <file>', 'JSON object shard name → postgres:// URL (default: SHARD_URLS)')
   .option('--batch-size <n>', 'rows per batch', parseInteger(1, 100_000), 1_000)
   .option('--state <file>', 'resumable progress (default: <to>.state.json)')
-  .option('--stop-after <phase>', 'stop after copy, verify or switch (run again to continue)')
+  .option(
+    '--stop-after <phase>',
+    'stop after copy or verify (a run always stops after the switch: deploy SHARD_MAP, then run again to clean up)',
+  )
   .option('--dry-run', 'count the rows that would move; write nothing')
   .option('--json', 'print the final report as JSON')
   .action(async (opts: ShardMoveOptions & { json?: boolean }) => {
