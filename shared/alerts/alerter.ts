@@ -72,9 +72,11 @@ interface Decision {
 }
 
 /**
- * Per (target, kind): new → opened; higher severity → escalated at once; same or lower within
- * the cooldown → suppressed (a lower severity is stored, so a later rise escalates again);
- * after the cooldown → reminder at the current severity.
+ * Per (target, kind): new → opened; higher than the last announced severity → escalated at
+ * once; same or lower within the cooldown → suppressed and nothing stored (the stored severity
+ * stays the one announced, so a condition flapping across a level does not re-escalate to a
+ * severity the subscribers were told about minutes ago); after the cooldown → reminder at the
+ * current severity (which may be lower: "down from …").
  */
 const decide = (
   prev: AlertState | undefined,
@@ -95,9 +97,6 @@ const decide = (
   if (change > 0) return { event: 'escalated', next: sent };
   if (now.getTime() - prev.lastSentAt.getTime() >= cooldownMs) {
     return { event: 'reminder', next: sent };
-  }
-  if (change < 0) {
-    return { event: 'suppressed', next: { ...prev, ...fresh, summary: condition.summary } };
   }
   return { event: 'suppressed', next: undefined };
 };

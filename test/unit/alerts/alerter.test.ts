@@ -214,20 +214,41 @@ describe('createAlerter().reconcile', () => {
     });
   });
 
-  it('stores a lower severity silently, so a later rise escalates again', async () => {
+  it('does not re-escalate to an already announced severity when the condition flaps within the cooldown', async () => {
     // Prepare
     const { alerter, store, published, advance } = setup();
     await alerter.reconcile('primary', [connections('CRITICAL')]);
+    const announced = store.states();
+    // Act: CRITICAL → WARNING → CRITICAL → WARNING → CRITICAL, one minute apart
+    const outcomes = [];
+    for (const severity of ['WARNING', 'CRITICAL', 'WARNING', 'CRITICAL'] as const) {
+      advance(MINUTE_MS);
+      outcomes.push(...(await alerter.reconcile('primary', [connections(severity)])));
+    }
+    // Assess
+    expect(outcomes.map((o) => o.event)).toEqual([
+      'suppressed',
+      'suppressed',
+      'suppressed',
+      'suppressed',
+    ]);
+    expect(published().map((input) => input.MessageAttributes?.event?.StringValue)).toEqual([
+      'opened',
+    ]);
+    expect(store.states()).toEqual(announced);
+  });
+
+  it('escalates after a drop when the severity rises above the one announced', async () => {
+    // Prepare
+    const { alerter, published, advance } = setup();
+    await alerter.reconcile('primary', [connections('DEGRADED')]);
+    advance(MINUTE_MS);
+    await alerter.reconcile('primary', [connections('WARNING')]);
     advance(MINUTE_MS);
     // Act
-    const lowered = await alerter.reconcile('primary', [connections('WARNING')]);
-    const storedAfterLowering = store.states()[0];
-    advance(MINUTE_MS);
     const raised = await alerter.reconcile('primary', [connections('CRITICAL')]);
     // Assess
-    expect(lowered[0]).toMatchObject({ event: 'suppressed', previousSeverity: 'CRITICAL' });
-    expect(storedAfterLowering).toMatchObject({ severity: 'WARNING', lastSentAt: T0 });
-    expect(raised[0]).toMatchObject({ event: 'escalated', previousSeverity: 'WARNING' });
+    expect(raised[0]).toMatchObject({ event: 'escalated', previousSeverity: 'DEGRADED' });
     expect(published().map((input) => input.MessageAttributes?.event?.StringValue)).toEqual([
       'opened',
       'escalated',
