@@ -11,6 +11,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { pg_stat_statements } from '@electric-sql/pglite/contrib/pg_stat_statements';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { type PgSerializer, startPgSerializer } from './pg-serializer.ts';
 
 /** What the main thread passes in `workerData`. */
 export interface EmbeddedWorkerInput {
@@ -18,6 +19,8 @@ export interface EmbeddedWorkerInput {
   host: string;
   port: number;
   maxConnections: number;
+  /** Put the serializing front (pg-serializer.ts) before pglite-socket; false only to measure it. */
+  serialize: boolean;
 }
 
 /** Messages the worker posts to the main thread. */
@@ -44,23 +47,38 @@ const run = async (input: EmbeddedWorkerInput): Promise<void> => {
   );
   const version = await db.query<{ server_version: string }>('SHOW server_version');
 
+  // With the front, pglite-socket listens on a private port and only the front connects to
+  // it, one connection per client. A client's slot there frees a moment after the front
+  // closed it, hence the headroom.
   const server = new PGLiteSocketServer({
     db,
-    host: input.host,
-    port: input.port,
-    maxConnections: input.maxConnections,
+    host: input.serialize ? '127.0.0.1' : input.host,
+    port: input.serialize ? 0 : input.port,
+    maxConnections: input.serialize ? input.maxConnections * 2 + 2 : input.maxConnections,
   });
+  let front: PgSerializer | undefined;
+  let socketPort = input.port;
   try {
     await server.start();
+    socketPort = Number(/:(\d+)$/.exec(server.getServerConn())?.[1] ?? input.port);
+    if (input.serialize) {
+      front = await startPgSerializer({
+        upstream: { host: '127.0.0.1', port: socketPort },
+        host: input.host,
+        port: input.port,
+        maxConnections: input.maxConnections,
+      });
+    }
   } catch (err) {
+    await server.stop();
     await db.close();
     throw err;
   }
-  const [, portText] = /:(\d+)$/.exec(server.getServerConn()) ?? [];
 
   parentPort?.on('message', (command: EmbeddedWorkerCommand) => {
     if (command.type !== 'stop') return;
     void (async () => {
+      await front?.close();
       await server.stop();
       await db.close(); // flushes dataDir to disk
       post({ type: 'stopped' });
@@ -71,7 +89,7 @@ const run = async (input: EmbeddedWorkerInput): Promise<void> => {
   post({
     type: 'ready',
     host: input.host,
-    port: Number(portText ?? input.port),
+    port: front?.port ?? socketPort,
     serverVersion: version.rows[0]?.server_version ?? 'unknown',
     startMs: performance.now() - startedAt,
   });

@@ -16,12 +16,19 @@ import { LocalModeError } from './errors.ts';
  *
  * How it differs from a real server (measured with PGlite 0.5.14 / pglite-socket 0.2.17,
  * see README "Local mode"):
- * - PGlite is ONE backend. pglite-socket multiplexes up to `maxConnections` client
- *   connections onto it, one protocol message at a time; an open transaction holds the
- *   backend until it ends (other connections' messages wait in a queue). Session state is
- *   shared by all connections: `SET` (without LOCAL), temp tables and named prepared
- *   statements leak between them. Connections beyond `maxConnections` are closed at once
- *   (the client sees "Connection terminated unexpectedly"). Pools in local mode use max 1.
+ * - PGlite is ONE backend. pglite-socket alone multiplexes its connections onto it one
+ *   protocol MESSAGE at a time, so concurrent parameterised queries (Parse/Bind/Execute/Sync)
+ *   clobbered each other's unnamed statement or got each other's rows. So clients connect to
+ *   a serializing front (pg-serializer.ts) instead: up to `maxConnections` clients, each
+ *   with its own connection to pglite-socket, and the backend goes to one client at a time
+ *   for a whole unit of work — one Sync-terminated extended exchange, one simple Query, or a
+ *   whole transaction (until ReadyForQuery says idle). Other clients wait, FIFO, with no
+ *   server-side timeout: a client idle inside a transaction makes them wait as long as it
+ *   stays there (like row locks on a real server; bound waits with `query_timeout`). A
+ *   client that disconnects mid-transaction is rolled back before anyone else runs.
+ *   More than `maxConnections` clients get FATAL 53300 "sorry, too many clients already".
+ * - Session state is still shared by all connections: `SET` (without LOCAL), temp tables
+ *   and named prepared statements leak between them, and `pg_backend_pid()` is the same.
  * - `statement_timeout` is accepted and ignored, and CancelRequest is ignored: a statement
  *   always runs to completion. Enforce limits on the client (`query_timeout`). PGlite runs in
  *   a worker thread precisely so that those client-side timers can fire while it works.
@@ -36,8 +43,14 @@ export interface EmbeddedPostgresOptions {
   port?: number;
   /** Interface to bind; default 127.0.0.1. */
   host?: string;
-  /** Client connections multiplexed onto the single backend; default 8. */
+  /** Client connections served at once (more get FATAL 53300); default 8. */
   maxConnections?: number;
+  /**
+   * Serialize clients' units of work in front of pglite-socket (pg-serializer.ts); default
+   * true. `false` exposes pglite-socket directly, where concurrent clients corrupt each
+   * other's parameterised queries — only to measure the front.
+   */
+  serialize?: boolean;
   /** Give up starting after this long; default 120 000 ms (first start compiles the WASM). */
   startTimeoutMs?: number;
   /** How long `stop()` waits for a clean shutdown before terminating the worker; default 10 000 ms. */
@@ -100,6 +113,7 @@ export const startEmbeddedPostgres = async (
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    serialize: options.serialize ?? true,
   };
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
