@@ -4,7 +4,7 @@
  * tree comes in, plain data comes out; {@link resolveAccess} then maps column references to
  * catalog tables.
  */
-import { quoteIdent } from './sql-text.ts';
+import { quoteIdent, quoteLiteral } from './sql-text.ts';
 
 type AstNode = Record<string, unknown>;
 
@@ -104,7 +104,7 @@ const columnName = (body: AstNode): ColumnName | undefined => {
 const constLiteral = (body: AstNode): Literal | undefined => {
   if ('sval' in body) {
     const v = String((body.sval as AstNode).sval ?? '');
-    return { sql: `'${v.replaceAll("'", "''")}'`, value: v };
+    return { sql: quoteLiteral(v), value: v };
   }
   if ('ival' in body) {
     const v = Number((body.ival as AstNode).ival ?? 0);

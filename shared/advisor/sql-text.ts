@@ -20,6 +20,34 @@ export const quoteIdent = (name: string): string =>
     ? name
     : `"${name.replaceAll('"', '""')}"`;
 
+/** Backslash or a control character (newlines included), escaped inside `E'…'`. */
+const needsEscape = (code: number): boolean => code === 0x5c || code < 0x20 || code === 0x7f;
+
+const escapeChar = (ch: string): string => {
+  if (ch === '\\') return '\\\\';
+  if (ch === "'") return "''";
+  if (ch === '\n') return '\\n';
+  if (ch === '\r') return '\\r';
+  if (ch === '\t') return '\\t';
+  const code = ch.charCodeAt(0);
+  return needsEscape(code) ? `\\x${code.toString(16).padStart(2, '0')}` : ch;
+};
+
+/**
+ * A string as an SQL string literal that means the same under any setting: plain `'…'` when
+ * it has no backslash or control character, else `E'…'` with backslashes and control
+ * characters escaped. A plain literal with a backslash is read differently when
+ * `standard_conforming_strings` is off (a value ending in `\` would end the literal early and
+ * the rest would run as SQL), and a newline would split one-line DDL.
+ * https://www.postgresql.org/docs/15/sql-syntax-lexical.html#SQL-SYNTAX-STRINGS-ESCAPE
+ */
+export const quoteLiteral = (text: string): string => {
+  for (let i = 0; i < text.length; i += 1) {
+    if (needsEscape(text.charCodeAt(i))) return `E'${Array.from(text, escapeChar).join('')}'`;
+  }
+  return `'${text.replaceAll("'", "''")}'`;
+};
+
 /** A JSON-ish example value as an SQL literal (untyped, so it coerces to the parameter type). */
 export const toSqlLiteral = (value: unknown): string => {
   if (value === null || value === undefined) return 'NULL';
@@ -29,8 +57,7 @@ export const toSqlLiteral = (value: unknown): string => {
   }
   if (typeof value === 'boolean') return value ? "'true'" : "'false'";
   if (typeof value === 'bigint') return `'${value.toString()}'`;
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  return `'${text.replaceAll("'", "''")}'`;
+  return quoteLiteral(typeof value === 'string' ? value : JSON.stringify(value));
 };
 
 /** Schema-qualified, quoted table name. */

@@ -74,6 +74,12 @@ describe('extractShape', () => {
       'SELECT id FROM bookings WHERE check_in = $1::date',
       [{ target: 'check_in', op: 'eq', params: [1] }],
     ],
+    // A partial index's WHERE stays on one line and means the same with
+    // standard_conforming_strings off: E'…' with escapes.
+    [
+      "SELECT id FROM notes WHERE label = E'two\\nlines \\\\ it''s'",
+      [{ target: 'label', op: 'eq', params: [], literal: "E'two\\nlines \\\\ it''s'" }],
+    ],
   ])('%s', (sql, expected) => {
     // Act
     const shape = shapeOf(sql);
