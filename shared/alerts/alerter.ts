@@ -44,6 +44,13 @@ export interface ReconcileOptions {
    * from `active` stay open instead of being resolved.
    */
   partial?: boolean;
+  /**
+   * Kinds whose check could not be evaluated this run (no value measured, e.g. no block reads
+   * or no statements in the interval, a stats reset, history unavailable). Their open alerts
+   * stay as they are: not measured is not "back within thresholds", and resolving would make
+   * an alert flap resolved/opened on every idle interval.
+   */
+  unknownKinds?: readonly string[];
 }
 
 export interface Alerter {
@@ -293,8 +300,11 @@ export const createAlerter = (deps: AlerterDeps): Alerter => {
         work.push(handleActive(target, condition, open.get(condition.kind), at));
       }
       if (!options.partial) {
+        const unknown = new Set(options.unknownKinds ?? []);
         for (const state of states) {
-          if (!wanted.has(state.kind)) work.push(handleCleared(state, at));
+          if (!wanted.has(state.kind) && !unknown.has(state.kind)) {
+            work.push(handleCleared(state, at));
+          }
         }
       }
       const outcomes = await Promise.all(work);

@@ -42,7 +42,7 @@ export interface StatsAlerter {
   reconcile(
     target: string,
     active: AlertCondition[],
-    options?: { partial?: boolean },
+    options?: { partial?: boolean; unknownKinds?: readonly string[] },
   ): Promise<AlertOutcome[]>;
 }
 
@@ -73,6 +73,11 @@ export interface TargetMetricsResult {
   trends: Record<string, TrendVerdict>;
   /** Every condition passed to the alerter (health, trends, unreachable…). */
   conditions: AlertCondition[];
+  /**
+   * Alert kinds that could not be evaluated this run (health checks without a value, trends
+   * without history): their open alerts are kept, neither resolved nor reminded.
+   */
+  unknownKinds: string[];
   alerts: AlertOutcome[];
   /** Published metric values. */
   values: Record<string, number>;
@@ -176,7 +181,13 @@ const collectTarget = async (
   target: StatsTarget,
   now: () => Date,
 ): Promise<TargetMetricsResult> => {
-  const base = { target: target.name, database: target.database, trends: {}, alerts: [] };
+  const base = {
+    target: target.name,
+    database: target.database,
+    trends: {},
+    alerts: [],
+    unknownKinds: [],
+  };
   const prev = await loadPrevious(deps, target);
   let snapshot: DatabaseSnapshot;
   try {
@@ -234,6 +245,10 @@ const collectTarget = async (
     });
   }
   const conditions = [...health.conditions, ...trend.conditions];
+  const unknownKinds = [
+    ...health.checks.filter((c) => c.status === 'UNKNOWN').map((c) => c.kind),
+    ...TREND_METRICS.filter((t) => !(t.metric in trend.trends)).map((t) => t.kind),
+  ];
   if (snapshot.statements === null) {
     conditions.push({
       kind: 'pg_stat_statements_missing',
@@ -257,6 +272,7 @@ const collectTarget = async (
     health,
     trends: trend.trends,
     conditions,
+    unknownKinds,
     values,
     ...(storeError ? { error: storeError } : {}),
   };
@@ -288,6 +304,7 @@ export const collectMetrics = async (deps: CollectMetricsDeps): Promise<CollectM
           status: 'failed',
           trends: {},
           conditions: [],
+          unknownKinds: [],
           alerts: [],
           values: {},
           error: asError(err),
@@ -298,6 +315,7 @@ export const collectMetrics = async (deps: CollectMetricsDeps): Promise<CollectM
           // Unreachable or failed: raise that condition without resolving the others.
           result.alerts = await deps.alerter.reconcile(target.name, result.conditions, {
             partial: result.status !== 'collected',
+            unknownKinds: result.unknownKinds,
           });
         } catch (err) {
           deps.logger.error('alert reconciliation failed', { target: target.name, err });

@@ -324,6 +324,20 @@ describe('createAlerter().reconcile', () => {
     expect(store.states().map((s) => s.kind)).toEqual(['connections', 'unreachable']);
   });
 
+  it('neither resolves nor reminds an open alert whose kind could not be evaluated (unknownKinds)', async () => {
+    // Prepare
+    const { alerter, store, published, advance } = setup();
+    await alerter.reconcile('primary', [connections('DEGRADED')]);
+    const before = store.states();
+    advance(COOLDOWN_MS);
+    // Act
+    const outcomes = await alerter.reconcile('primary', [], { unknownKinds: ['connections'] });
+    // Assess
+    expect(outcomes).toEqual([]);
+    expect(published()).toHaveLength(1);
+    expect(store.states()).toEqual(before);
+  });
+
   it('resolves "unreachable" on the next full run once the target answers', async () => {
     // Prepare
     const { alerter, store, advance } = setup();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AlertCondition } from '#shared/alerts';
+import { type AlertCondition, createAlerter, createMemoryAlertStateStore } from '#shared/alerts';
 import { DEFAULT_HEALTH_THRESHOLDS } from '#shared/analysis';
 import type { Queryable } from '#shared/db';
 import { DatabaseUnavailableError, SqlSyntaxError } from '#shared/errors';
@@ -158,6 +158,42 @@ describe('collectMetrics', () => {
     const trend = reconciled[0]?.conditions.filter((c) => c.kind.startsWith('trend_'));
     expect(trend).toEqual([
       expect.objectContaining({ kind: 'trend_mean_query_time', severity: 'WARNING' }),
+    ]);
+  });
+  it('keeps open the alerts whose check could not be measured this interval, resolves the measured ones', async () => {
+    // Prepare: open alerts from earlier runs; this run is a baseline (no previous snapshot), so
+    // the cache hit ratio, mean statement time and trends have no value, long transactions do (0 s).
+    const opened = new Date('2026-11-27T09:00:00Z');
+    const open = (kind: string) => ({
+      target: 't',
+      kind,
+      severity: 'DEGRADED' as const,
+      openedAt: opened,
+      lastSentAt: opened,
+      summary: kind,
+    });
+    const store = createMemoryAlertStateStore([
+      open('cache_hit_ratio'),
+      open('mean_query_time'),
+      open('trend_mean_query_time'),
+      open('long_transaction'),
+    ]);
+    const { d } = deps([target('t', () => undefined)]);
+    d.alerter = createAlerter({ store, cooldownMs: 1_800_000, logger });
+    // Act
+    const run = await collectMetrics(d);
+    // Assess
+    expect(run.targets[0]?.alerts.map((a) => [a.kind, a.event])).toEqual([
+      ['connections', 'opened'],
+      ['pg_stat_statements_missing', 'opened'],
+      ['long_transaction', 'resolved'],
+    ]);
+    expect(store.states().map((s) => s.kind)).toEqual([
+      'cache_hit_ratio',
+      'mean_query_time',
+      'trend_mean_query_time',
+      'connections',
+      'pg_stat_statements_missing',
     ]);
   });
 });
