@@ -3,6 +3,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { POSTGRES_PARAMETERS, RDS_EVENT_CATEGORIES } from '../../infra/constructs/database.ts';
 import { buildTestApp } from './synth.ts';
 
+/** A resource's properties, or none: keeps the lookups below free of optional chains. */
+const propsOf = (
+  r: { Properties?: Record<string, unknown> } | undefined,
+): Record<string, unknown> => r?.Properties ?? {};
+
 type Resource = {
   Type: string;
   Properties?: Record<string, unknown>;
@@ -68,7 +73,7 @@ describe('managed Aurora PostgreSQL', () => {
       },
     });
     for (const [, cluster] of ofType('AWS::RDS::DBCluster')) {
-      const group = (cluster.Properties?.DBClusterParameterGroupName as { Ref: string }).Ref;
+      const group = (propsOf(cluster).DBClusterParameterGroupName as { Ref: string }).Ref;
       expect(resources[group]?.Properties?.Parameters).toEqual(POSTGRES_PARAMETERS);
     }
   });
@@ -142,7 +147,7 @@ describe('secret rotation', () => {
     // Prepare
     const [, rotation] = ofType('AWS::SecretsManager::RotationSchedule')[0] ?? ['', { Type: '' }];
     const groupId = (
-      (rotation.Properties?.HostedRotationLambda as { VpcSecurityGroupIds: GetAtt })
+      (propsOf(rotation).HostedRotationLambda as { VpcSecurityGroupIds: GetAtt })
         .VpcSecurityGroupIds as GetAtt
     )['Fn::GetAtt'][0];
 
@@ -190,7 +195,7 @@ describe('RDS Proxy', () => {
   it('may sign in to its database only as the users behind it, not as the optimizer', () => {
     // Prepare
     const [proxyId, proxy] = ofType('AWS::RDS::DBProxy')[0] ?? ['', { Type: '' }];
-    const roleId = (proxy.Properties?.RoleArn as GetAtt)['Fn::GetAtt'][0];
+    const roleId = (propsOf(proxy).RoleArn as GetAtt)['Fn::GetAtt'][0];
 
     // Act
     const connect = roleStatements(roleId).filter((s) =>
@@ -209,7 +214,7 @@ describe('RDS Proxy', () => {
   it('admits PostgreSQL only from the functions that use it', () => {
     // Prepare
     const [, proxy] = ofType('AWS::RDS::DBProxy').find(([id]) => id.includes('Primary')) ?? [];
-    const groupId = (proxy?.Properties?.VpcSecurityGroupIds as GetAtt[])[0]?.['Fn::GetAtt'][0];
+    const groupId = (propsOf(proxy).VpcSecurityGroupIds as GetAtt[])[0]?.['Fn::GetAtt'][0];
     const functionGroups = new Map(
       ofType('AWS::Lambda::Function').map(([, r]) => [
         (r.Properties?.VpcConfig as { SecurityGroupIds: GetAtt[] } | undefined)
@@ -264,7 +269,7 @@ describe('optimizer direct access', () => {
     const optimizerGroup = (props.VpcConfig as { SecurityGroupIds: GetAtt[] })
       .SecurityGroupIds[0]?.['Fn::GetAtt'][0];
     const databaseGroups = ofType('AWS::RDS::DBCluster').map(
-      ([, r]) => (r.Properties?.VpcSecurityGroupIds as GetAtt[])[0]?.['Fn::GetAtt'][0] ?? '',
+      ([, r]) => (propsOf(r).VpcSecurityGroupIds as GetAtt[])[0]?.['Fn::GetAtt'][0] ?? '',
     );
     for (const group of databaseGroups) {
       const fromOptimizer = ingressOn(group).filter(

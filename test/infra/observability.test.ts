@@ -2,6 +2,11 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp } from './synth.ts';
 
+/** A resource's properties, or none: keeps the lookups below free of optional chains. */
+const propsOf = (
+  r: { Properties?: Record<string, unknown> } | undefined,
+): Record<string, unknown> => r?.Properties ?? {};
+
 type Resource = { Type: string; Properties?: Record<string, unknown>; DeletionPolicy?: string };
 type Resources = Record<string, Resource>;
 interface MetricStat {
@@ -70,11 +75,11 @@ describe('alert topic', () => {
       'events.rds.amazonaws.com',
     ];
     const [, key] = ofType('AWS::KMS::Key')[0] ?? ['', { Type: '' }];
-    const keyStatements = (key.Properties?.KeyPolicy as { Statement: Record<string, unknown>[] })
+    const keyStatements = (propsOf(key).KeyPolicy as { Statement: Record<string, unknown>[] })
       .Statement;
     const [, topicPolicy] = ofType('AWS::SNS::TopicPolicy')[0] ?? ['', { Type: '' }];
     const topicStatements = (
-      topicPolicy.Properties?.PolicyDocument as { Statement: Record<string, unknown>[] }
+      propsOf(topicPolicy).PolicyDocument as { Statement: Record<string, unknown>[] }
     ).Statement;
 
     // Act
@@ -237,7 +242,7 @@ describe('network', () => {
 
   it('admits HTTPS to the endpoints from the VPC range only', () => {
     const endpoint = ofType('AWS::EC2::VPCEndpoint')[0]?.[1];
-    const groupId = (endpoint?.Properties?.SecurityGroupIds as { 'Fn::GetAtt': [string] }[])[0]?.[
+    const groupId = (propsOf(endpoint).SecurityGroupIds as { 'Fn::GetAtt': [string] }[])[0]?.[
       'Fn::GetAtt'
     ][0];
     expect(resources[groupId ?? '']?.Properties?.SecurityGroupIngress).toEqual([

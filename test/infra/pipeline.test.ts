@@ -11,6 +11,11 @@ import { FUNCTION_NAMES } from '../../infra/dbopt-stack.ts';
 import { REPO_ROOT } from '../../infra/paths.ts';
 import { buildTestApp } from './synth.ts';
 
+/** A resource's properties, or none: keeps the lookups below free of optional chains. */
+const propsOf = (
+  r: { Properties?: Record<string, unknown> } | undefined,
+): Record<string, unknown> => r?.Properties ?? {};
+
 type Resource = { Type: string; Properties?: Record<string, unknown> };
 type Resources = Record<string, Resource>;
 type GetAtt = { 'Fn::GetAtt': [string, string] };
@@ -150,9 +155,7 @@ describe('schedules', () => {
     const schedule = ofType('AWS::Scheduler::Schedule').find(([id]) =>
       id.startsWith('PipelineCollectMetrics'),
     );
-    const roleId = (schedule?.[1].Properties?.Target as { RoleArn: GetAtt }).RoleArn[
-      'Fn::GetAtt'
-    ][0];
+    const roleId = (propsOf(schedule?.[1]).Target as { RoleArn: GetAtt }).RoleArn['Fn::GetAtt'][0];
 
     // Act
     const statements = roleStatements(roleId);
@@ -301,7 +304,9 @@ describe('least privilege', () => {
         r.Type === 'AWS::Lambda::Function' &&
         String(r.Properties?.Description).startsWith('dbopt collect-slow-queries:'),
     )?.[1].Properties;
-    const statements = statementsOf((collector?.Role as GetAtt)['Fn::GetAtt'][0]);
+    const statements = statementsOf(
+      (propsOf({ Properties: collector }).Role as GetAtt)['Fn::GetAtt'][0],
+    );
 
     // Assess
     const execute = statements.filter((s) => s.Action === 'rds-data:ExecuteStatement');
@@ -315,7 +320,8 @@ describe('least privilege', () => {
       Resource: { Ref: expect.stringMatching(/^DatabasePrimaryClusterSecretAttachment/) },
     });
     expect(
-      (collector?.Environment as { Variables: Record<string, unknown> }).Variables,
+      (propsOf({ Properties: collector }).Environment as { Variables: Record<string, unknown> })
+        .Variables,
     ).toMatchObject({
       STATS_SOURCE: 'data-api',
       DATA_API_DATABASE: 'postgres',
