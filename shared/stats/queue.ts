@@ -25,11 +25,60 @@ export interface QueueSendResult {
   failed: QueueSendFailure[];
 }
 
-/** SendMessageBatch takes at most ten entries. */
+/** SendMessageBatch takes at most ten entries… */
 const BATCH_SIZE = 10;
+/**
+ * …whose bodies and attributes add up to at most 256 KiB (the whole request fails with
+ * BatchRequestTooLong otherwise). Counted in UTF-8 bytes: a 16,000-character query text with
+ * non-ASCII identifiers or many escaped quotes is well over 16 KB of JSON.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html
+ */
+export const MAX_BATCH_BYTES = 262_144;
+
+const toEntry = (id: string, message: SlowQueryMessage): SendMessageBatchRequestEntry => ({
+  Id: id,
+  MessageBody: JSON.stringify(message),
+  MessageAttributes: {
+    target: { DataType: 'String', StringValue: message.target },
+    fingerprint: { DataType: 'String', StringValue: message.fingerprint },
+  },
+});
+
+/** Size SQS counts for one entry: body plus each attribute's name, type and value. */
+const entryBytes = (e: SendMessageBatchRequestEntry): number => {
+  let bytes = Buffer.byteLength(e.MessageBody ?? '', 'utf8');
+  for (const [name, a] of Object.entries(e.MessageAttributes ?? {})) {
+    bytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(a.DataType ?? '', 'utf8');
+    bytes += Buffer.byteLength(a.StringValue ?? '', 'utf8');
+  }
+  return bytes;
+};
+
+type Pending = { id: string; message: SlowQueryMessage; entry: SendMessageBatchRequestEntry };
+
+/** Splits into batches of at most ten entries and {@link MAX_BATCH_BYTES}. */
+const toBatches = (messages: readonly SlowQueryMessage[]): Pending[][] => {
+  const batches: Pending[][] = [];
+  let batch: Pending[] = [];
+  let bytes = 0;
+  messages.forEach((message, i) => {
+    const entry = toEntry(String(i), message);
+    const size = entryBytes(entry);
+    if (batch.length > 0 && (batch.length >= BATCH_SIZE || bytes + size > MAX_BATCH_BYTES)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push({ id: entry.Id as string, message, entry });
+    bytes += size;
+  });
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+};
 
 /**
- * Sends one message per slow fingerprint with SendMessageBatch, ten per request. Entries SQS
+ * Sends one message per slow fingerprint with SendMessageBatch, up to ten (and 256 KiB) per
+ * request. Entries SQS
  * rejects without blaming the sender (throttling, internal errors) and whole requests that
  * fail are retried up to `retries` times; what still fails is returned as data, never thrown.
  */
@@ -42,22 +91,11 @@ export const sendSlowQueryMessages = async (
   const retries = options.retries ?? 2;
   const failed: QueueSendFailure[] = [];
   let sent = 0;
-  for (let start = 0; start < messages.length; start += BATCH_SIZE) {
-    const batch = messages.slice(start, start + BATCH_SIZE);
-    let pending: { id: string; message: SlowQueryMessage }[] = batch.map((message, i) => ({
-      id: String(start + i),
-      message,
-    }));
+  for (const batch of toBatches(messages)) {
+    let pending = batch;
     for (let attempt = 0; pending.length > 0; attempt += 1) {
       const last = attempt >= retries;
-      const entries: SendMessageBatchRequestEntry[] = pending.map((p) => ({
-        Id: p.id,
-        MessageBody: JSON.stringify(p.message),
-        MessageAttributes: {
-          target: { DataType: 'String', StringValue: p.message.target },
-          fingerprint: { DataType: 'String', StringValue: p.message.fingerprint },
-        },
-      }));
+      const entries = pending.map((p) => p.entry);
       let output: SendMessageBatchCommandOutput;
       try {
         output = await sqs.send(

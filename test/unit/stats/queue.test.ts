@@ -68,6 +68,36 @@ describe('sendSlowQueryMessages', () => {
     });
   });
 
+  it('keeps each SendMessageBatch under 256 KiB when long non-ASCII query texts would exceed it', async () => {
+    // Prepare: ten 16,000-character texts of two-byte characters are ~320 KB together.
+    acceptAll();
+    const long = `SELECT "${'é'.repeat(15_990)}" FROM t`;
+    const messages = Array.from({ length: 10 }, (_, i) => ({ ...message(i), query: long }));
+    // Act
+    const result = await sendSlowQueryMessages(sqs, QUEUE, messages);
+    // Assess
+    const requests = sqsMock.commandCalls(SendMessageBatchCommand).map((c) => c.args[0].input);
+    const bytes = requests.map((r) =>
+      (r.Entries ?? []).reduce(
+        (sum, e) =>
+          sum +
+          Buffer.byteLength(e.MessageBody ?? '') +
+          Object.entries(e.MessageAttributes ?? {}).reduce(
+            (n, [name, a]) =>
+              n + Buffer.byteLength(name) + Buffer.byteLength(`${a.DataType}${a.StringValue}`),
+            0,
+          ),
+        0,
+      ),
+    );
+    expect(requests.length).toBeGreaterThan(1);
+    expect(Math.max(...bytes)).toBeLessThanOrEqual(262_144);
+    expect(requests.flatMap((r) => r.Entries?.map((e) => e.Id))).toEqual(
+      messages.map((_, i) => String(i)),
+    );
+    expect(result).toEqual({ sent: 10, failed: [] });
+  });
+
   it('retries entries SQS failed without blaming the sender, and reports sender faults at once', async () => {
     // Prepare
     sqsMock
