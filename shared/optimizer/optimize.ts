@@ -106,6 +106,7 @@ export const optimizeSlowQuery = async (
   await initSqlParser();
   const warnings: string[] = [];
   const { settings } = deps;
+  const retried = await retryPendingAnnouncements(deps, message.target);
   const rechecked = await recheckAppliedIndexes(deps, db, message.target, warnings);
   const workload = await buildWorkload(db, message, settings.workloadStatements, warnings);
   const report = await adviseIndexes({ db, logger: deps.logger }, workload, settings.advisor);
@@ -138,15 +139,16 @@ export const optimizeSlowQuery = async (
   ];
   await withdrawDropsOfReliedIndexes(deps, message.target, rewriteIndexes);
   const suggestions: OptimizeResult['suggestions'] = [];
-  const announceFailures: AnnounceFailure[] = [];
-  let announced = 0;
+  const announceFailures: AnnounceFailure[] = [...retried.failures];
+  let announced = retried.announced;
   const applied: ApplyOutcome[] = [];
   for (const suggestion of proposed) {
     const { id, created } = await deps.repository.upsertSuggestion(suggestion);
     suggestions.push({ id, kind: suggestion.kind, key: suggestion.key, created });
     if (!created) continue;
+    let failure: AnnounceFailure | undefined;
     if (deps.announce) {
-      const failure = await announceSuggestion(deps.announce, id, suggestion);
+      failure = await announceSuggestion(deps.announce, id, suggestion);
       if (failure) {
         announceFailures.push(failure);
         deps.logger.error('announcing a suggestion failed', {
@@ -167,6 +169,8 @@ export const optimizeSlowQuery = async (
       const outcome = await autoApply(deps, db, id, suggestion, warnings, options.deadlineAtMs);
       if (outcome) applied.push(outcome);
     }
+    // After auto-apply, which rewrites the outcome: the mark must survive it.
+    if (failure) await rememberPendingAnnouncement(deps, failure);
   }
   const metrics = deps.metrics;
   metrics?.addMetric(
@@ -190,6 +194,58 @@ export const optimizeSlowQuery = async (
     rechecked,
     warnings,
   };
+};
+
+/**
+ * Marks a suggestion whose announcement failed after its retries (`outcome.announcePending`,
+ * status kept): it is stored now, so a later run sees it as not new and would never announce
+ * it; {@link retryPendingAnnouncements} does.
+ */
+const rememberPendingAnnouncement = async (
+  deps: OptimizerDeps,
+  failure: AnnounceFailure,
+): Promise<void> => {
+  const stored = await deps.repository.getSuggestion(failure.suggestionId);
+  if (!stored) return;
+  await deps.repository.setSuggestionStatus(stored.id, stored.status, {
+    ...(stored.outcome ?? {}),
+    announcePending: {
+      attempts: failure.attempts,
+      error: failure.error.message,
+      at: new Date().toISOString(),
+    },
+  });
+};
+
+/**
+ * Announces again the target's suggestions whose announcement failed in an earlier run
+ * (marked by {@link rememberPendingAnnouncement}); a success clears the mark.
+ */
+export const retryPendingAnnouncements = async (
+  deps: Pick<OptimizerDeps, 'announce' | 'repository' | 'logger'>,
+  target: string,
+): Promise<{ announced: number; failures: AnnounceFailure[] }> => {
+  const failures: AnnounceFailure[] = [];
+  let announced = 0;
+  if (!deps.announce) return { announced, failures };
+  const pending = (await deps.repository.listSuggestions({ target })).filter(
+    (s) => s.outcome?.announcePending !== undefined,
+  );
+  for (const s of pending) {
+    const failure = await announceSuggestion(deps.announce, s.id, s);
+    if (failure) {
+      failures.push(failure);
+      deps.logger.error('announcing a suggestion failed again', {
+        suggestionId: s.id,
+        err: failure.error,
+      });
+      continue;
+    }
+    const { announcePending: _, ...outcome } = s.outcome ?? {};
+    await deps.repository.setSuggestionStatus(s.id, s.status, outcome);
+    announced++;
+  }
+  return { announced, failures };
 };
 
 /** How far down pg_stat_statements to look for a slow statement outside the top N. */

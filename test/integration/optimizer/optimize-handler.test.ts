@@ -186,4 +186,45 @@ describe('optimize Lambda (SQS → advisor → repository → SNS)', () => {
     expect(await suggestions()).toHaveLength(before);
     expect(sns.commandCalls(PublishCommand)).toHaveLength(0);
   });
+
+  it('announces a new suggestion in a later run when SNS refused it the first time', async () => {
+    // Prepare: one new suggestion (a NOT IN rewrite, kept at any cost: a correctness fix).
+    const notIn = event([
+      {
+        id: 'm-not-in',
+        body: message({
+          queryId: '103',
+          fingerprint: 'fp-not-in',
+          query:
+            "SELECT o.id FROM orders o WHERE o.customer_id NOT IN (SELECT p.id FROM orders p WHERE p.status = 'x')",
+        }),
+      },
+    ]);
+    sns.reset();
+    sns
+      .on(PublishCommand)
+      .rejects(Object.assign(new Error('not authorised'), { name: 'AuthorizationErrorException' }));
+    const refused = await loaded.handler(notIn, lambdaContext(60_000));
+    const refusedCalls = sns.commandCalls(PublishCommand).length;
+    sns.reset();
+    sns.on(PublishCommand).resolves({ MessageId: 'mid' });
+
+    // Act
+    const retried = await loaded.handler(notIn, lambdaContext(60_000));
+    const retriedKinds = sns
+      .commandCalls(PublishCommand)
+      .map((c) => c.args[0].input.MessageAttributes?.kind?.StringValue);
+    sns.resetHistory();
+    await loaded.handler(notIn, lambdaContext(60_000));
+
+    // Assess
+    expect(refused.batchItemFailures).toEqual([]);
+    expect(refusedCalls).toBe(1);
+    expect(retried.batchItemFailures).toEqual([]);
+    expect(retriedKinds).toEqual(['rewrite_suggested']);
+    expect(sns.commandCalls(PublishCommand)).toHaveLength(0);
+    const stored = (await suggestions()).find((s) => s.key === 'rewrite:fp-not-in:not_in_subquery');
+    expect(stored?.status).toBe('proposed');
+    expect(stored?.outcome?.announcePending).toBeUndefined();
+  });
 });
