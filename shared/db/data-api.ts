@@ -279,8 +279,9 @@ export const createDataApiQueryable = (options: DataApiOptions): DataApiQueryabl
         (await execute(sql, params, transactionId)) as { rows: R[] },
     };
     try {
-      await tx.query('SET TRANSACTION READ ONLY');
-      await tx.query(`SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
+      // Marked like every statement of ours: pg_stat_statements tracks utility statements too.
+      await tx.query('SET /* dbopt */ TRANSACTION READ ONLY');
+      await tx.query(`SET /* dbopt */ LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
       const result = await work(tx);
       await options.client.send(
         new CommitTransactionCommand({

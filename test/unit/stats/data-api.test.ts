@@ -136,8 +136,8 @@ describe('RDS Data API Queryable', () => {
         .commandCalls(ExecuteStatementCommand)
         .map((c) => [c.args[0].input.sql, c.args[0].input.transactionId]),
     ).toEqual([
-      ['SET TRANSACTION READ ONLY', 'tx-1'],
-      ['SET LOCAL statement_timeout = 1500', 'tx-1'],
+      ['SET /* dbopt */ TRANSACTION READ ONLY', 'tx-1'],
+      ['SET /* dbopt */ LOCAL statement_timeout = 1500', 'tx-1'],
       ['SELECT 1 AS n', 'tx-1'],
     ]);
     expect(rdsMock.commandCalls(CommitTransactionCommand)[0]?.args[0].input).toEqual({
