@@ -163,6 +163,8 @@ export const runAdviseCommand = async (
     );
     if (format === 'sql') {
       for (const p of report.proposals) io.out(p.ddl);
+      // stdout stays pure DDL; what was skipped (or a missing HypoPG) still reaches the user.
+      for (const w of report.warnings) io.err(`warning: ${w}`);
     } else if (format === 'json') {
       io.out(JSON.stringify(report, null, 2));
     } else {

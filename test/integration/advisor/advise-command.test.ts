@@ -112,6 +112,38 @@ describe('dbopt advise', () => {
     expect(err).toEqual([]);
   });
 
+  it('--format sql keeps stdout to the CREATE INDEX lines and puts warnings on stderr', async () => {
+    // Prepare: one statement the advisor must skip (its table does not exist)
+    const { out, err, io } = capture();
+    const workload = JSON.stringify({
+      templates: [
+        {
+          id: 'good',
+          kind: 'read',
+          weight_per_hour: 100,
+          sql: QUERY,
+          params: [[3], [256]],
+        },
+        { id: 'broken', kind: 'read', weight_per_hour: 10, sql: 'SELECT 1 FROM no_such_table' },
+      ],
+    });
+
+    // Act
+    const code = await runAdviseCommand(
+      { databaseUrl: urlOf(DB_NAME), format: 'sql', workload },
+      {},
+      io,
+    );
+
+    // Assess
+    expect(code).toBe(0);
+    expect(out).toEqual([
+      'CREATE INDEX CONCURRENTLY orders_customer_id_created_at_idx ON public.orders USING btree (customer_id, created_at);',
+    ]);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toMatch(/^warning: broken: skipped \(.*no_such_table/);
+  });
+
   it('--format text reports the proposal and shows progress on stderr', async () => {
     // Prepare
     const { out, err, io } = capture();
