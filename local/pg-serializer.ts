@@ -50,6 +50,9 @@ const SSL_REQUEST_CODE = 80_877_103;
 const GSSENC_REQUEST_CODE = 80_877_104;
 const CANCEL_REQUEST_CODE = 80_877_102;
 
+/** Past this much queued input from a client waiting for the backend, stop reading it. */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+
 const SYNC = Buffer.from([0x53, 0, 0, 0, 4]); // 'S'
 const ROLLBACK = queryMessage('ROLLBACK');
 
@@ -152,6 +155,9 @@ interface Lock {
 class Connection {
   private readonly frames = new FrontendFrames();
   private readonly queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private waitingUpstreamDrain = false;
+  private waitingClientDrain = false;
   private readonly scanner: BackendScanner;
   private holding = false;
   /** Sync/Query/FunctionCall/startup messages sent upstream whose 'Z' has not come back. */
@@ -193,6 +199,7 @@ class Connection {
 
   grant(): void {
     this.holding = true;
+    this.client.resume();
     this.pump();
   }
 
@@ -224,6 +231,7 @@ class Connection {
       }
       this.frames.typed = true; // the StartupMessage; typed messages follow
       this.queue.push(message);
+      this.queuedBytes += message.length;
       return true;
     }
     if (message[0] === 0x58) {
@@ -232,6 +240,9 @@ class Connection {
       return false;
     }
     this.queue.push(message);
+    this.queuedBytes += message.length;
+    // Waiting for the backend: stop reading a client that keeps sending (TCP backpressure).
+    if (!this.holding && this.queuedBytes > MAX_QUEUED_BYTES) this.client.pause();
     return true;
   }
 
@@ -239,6 +250,7 @@ class Connection {
     if (this.clientGone) return;
     this.clientGone = true;
     this.client.destroy();
+    this.upstream.resume(); // its output is discarded now; it must keep flowing to reach 'Z'
     this.pump();
   }
 
@@ -252,6 +264,7 @@ class Connection {
       }
       for (const message of this.queue) this.forward(message);
       this.queue.length = 0;
+      this.queuedBytes = 0;
     }
     if (this.clientGone) this.finish();
   }
@@ -284,11 +297,25 @@ class Connection {
       default:
       // CopyData/CopyDone/CopyFail belong to a Query already counted.
     }
-    this.upstream.write(message);
+    if (!this.upstream.write(message) && !this.clientGone && !this.waitingUpstreamDrain) {
+      this.waitingUpstreamDrain = true;
+      this.client.pause();
+      this.upstream.once('drain', () => {
+        this.waitingUpstreamDrain = false;
+        this.client.resume();
+      });
+    }
   }
 
   private onUpstreamData(chunk: Buffer): void {
-    if (!this.clientGone) this.client.write(chunk);
+    if (!this.clientGone && !this.client.write(chunk) && !this.waitingClientDrain) {
+      this.waitingClientDrain = true;
+      this.upstream.pause();
+      this.client.once('drain', () => {
+        this.waitingClientDrain = false;
+        this.upstream.resume();
+      });
+    }
     this.scanner.scan(chunk);
   }
 
@@ -330,8 +357,7 @@ class Connection {
   private requestLock(): void {
     if (this.lock.owner === undefined) {
       this.lock.owner = this;
-      this.holding = true;
-      this.pump();
+      this.grant();
     } else if (!this.lock.waiters.includes(this)) {
       this.lock.waiters.push(this);
     }

@@ -305,6 +305,33 @@ describe('embedded PostgreSQL with concurrent clients', () => {
     await b.end();
   });
 
+  it('carries multi-megabyte parameters and results intact beside small queries', async () => {
+    // Prepare
+    const big = await Promise.all([connect(), connect()]);
+    const small = await connect();
+    const payload = 'y'.repeat(4_000_000);
+
+    // Act
+    const [echoed, rows, tiny] = await Promise.all([
+      big[0]?.query<{ len: number; tail: string }>(
+        'SELECT length($1::text) AS len, right($1::text, 3) || $2::text AS tail',
+        [payload, 'z'],
+      ),
+      big[1]?.query<{ s: string }>(
+        `SELECT repeat(chr(97 + g % 26), 1000000) AS s FROM generate_series(0, 7) g`,
+      ),
+      small.query<{ v: number }>('SELECT $1::int AS v', [5]),
+    ]);
+
+    // Assess
+    expect(echoed?.rows).toEqual([{ len: 4_000_000, tail: 'yyyz' }]);
+    expect(rows?.rows.map((r) => `${r.s.length}${r.s[0]}`)).toEqual(
+      [0, 1, 2, 3, 4, 5, 6, 7].map((g) => `1000000${String.fromCharCode(97 + g)}`),
+    );
+    expect(tiny.rows).toEqual([{ v: 5 }]);
+    await Promise.all([...big.map((c) => c.end()), small.end()]);
+  });
+
   it('makes other clients wait while one is inside a transaction, then runs them after COMMIT', async () => {
     // Prepare
     const a = await connect();
@@ -328,6 +355,24 @@ describe('embedded PostgreSQL with concurrent clients', () => {
     expect(otherRanEarly).toBe(false);
     expect(inside.rows).toEqual([{ n: 1 }]);
     expect((await other).rows).toEqual([{ n: 1 }]);
+    await a.end();
+    await b.end();
+  });
+
+  it('lets a waiting client bound its wait with query_timeout while another idles in a transaction', async () => {
+    // Prepare
+    const a = await connect();
+    const b = await connect({ query_timeout: 200 });
+    await a.query('BEGIN');
+
+    // Act
+    const waited = b.query('SELECT 1 AS ok');
+    await expect(waited).rejects.toThrow('Query read timeout');
+    await a.query('COMMIT');
+    const next = await b.query<{ v: number }>('SELECT $1::int AS v', [3]);
+
+    // Assess: the abandoned query ran after COMMIT and b's connection stayed in step.
+    expect(next.rows).toEqual([{ v: 3 }]);
     await a.end();
     await b.end();
   });
