@@ -91,15 +91,50 @@ export interface CollectMetricsResult {
   pruned: number | null;
 }
 
-/** Metrics whose history is checked for a trend; `higherIsBetter` as analyzeTrend takes it. */
-export const TREND_METRICS: readonly { metric: string; kind: string; higherIsBetter: boolean }[] =
-  Object.freeze([
-    { metric: 'MeanQueryTimeMs', kind: 'trend_mean_query_time', higherIsBetter: false },
-    { metric: 'CacheHitRatio', kind: 'trend_cache_hit_ratio', higherIsBetter: true },
-    { metric: 'ConnectionUtilisation', kind: 'trend_connections', higherIsBetter: false },
-    { metric: 'ReplicationLagSeconds', kind: 'trend_replication_lag', higherIsBetter: false },
-    { metric: 'WorstDeadTupleRatio', kind: 'trend_dead_tuples', higherIsBetter: false },
-  ]);
+/**
+ * Metrics whose history is checked for a trend; `higherIsBetter` as analyzeTrend takes it.
+ * `minAbsoluteChange` (in the metric's stored unit: percent points, seconds, ms) keeps a
+ * relative rise of a value near zero from alerting: connections going from 3% to 8% of
+ * max_connections on the morning ramp-up, or replication lag from 10 to 50 ms, are +100% and
+ * more, yet nothing to act on.
+ */
+export const TREND_METRICS: readonly {
+  metric: string;
+  kind: string;
+  higherIsBetter: boolean;
+  minAbsoluteChange: number;
+}[] = Object.freeze([
+  {
+    metric: 'MeanQueryTimeMs',
+    kind: 'trend_mean_query_time',
+    higherIsBetter: false,
+    minAbsoluteChange: 5,
+  },
+  {
+    metric: 'CacheHitRatio',
+    kind: 'trend_cache_hit_ratio',
+    higherIsBetter: true,
+    minAbsoluteChange: 1,
+  },
+  {
+    metric: 'ConnectionUtilisation',
+    kind: 'trend_connections',
+    higherIsBetter: false,
+    minAbsoluteChange: 10,
+  },
+  {
+    metric: 'ReplicationLagSeconds',
+    kind: 'trend_replication_lag',
+    higherIsBetter: false,
+    minAbsoluteChange: 10,
+  },
+  {
+    metric: 'WorstDeadTupleRatio',
+    kind: 'trend_dead_tuples',
+    higherIsBetter: false,
+    minAbsoluteChange: 5,
+  },
+]);
 
 /** The snapshot kind of the metrics collector in the repository. */
 export const DATABASE_SNAPSHOT_KIND = 'database';
@@ -153,7 +188,10 @@ const trendConditions = async (
   for (const t of TREND_METRICS) {
     const series = await deps.repository.metricSeries(target.name, t.metric, since);
     if (series.length === 0) continue;
-    const verdict = analyzeTrend(series, { higherIsBetter: t.higherIsBetter });
+    const verdict = analyzeTrend(series, {
+      higherIsBetter: t.higherIsBetter,
+      minAbsoluteChange: t.minAbsoluteChange,
+    });
     trends[t.metric] = verdict;
     if (
       verdict.direction === 'DEGRADING' &&

@@ -160,6 +160,32 @@ describe('collectMetrics', () => {
       expect.objectContaining({ kind: 'trend_mean_query_time', severity: 'WARNING' }),
     ]);
   });
+  it.each<[string, number, number]>([
+    ['ConnectionUtilisation', 3, 8],
+    ['ReplicationLagSeconds', 0.01, 0.05],
+    ['MeanQueryTimeMs', 0.1, 0.4],
+    ['WorstDeadTupleRatio', 0.5, 2],
+  ])(
+    'raises no trend condition for %s rising steadily but near zero (%s → %s)',
+    async (metric, from, to) => {
+      // Prepare: one point a minute for an hour, a clean monotonic rise (+100% and more).
+      const start = Date.parse('2026-11-27T09:00:00Z');
+      const series = Array.from({ length: 60 }, (_, i) => ({
+        at: new Date(start + i * 60_000),
+        value: from + ((to - from) * i) / 59,
+      }));
+      const { d, reconciled } = deps(
+        [target('t', () => undefined)],
+        memoryRepository(false, { [metric]: series }),
+      );
+      // Act
+      const run = await collectMetrics(d);
+      // Assess
+      expect(run.targets[0]?.trends[metric]?.direction).toBe('STABLE');
+      expect(reconciled[0]?.conditions.filter((c) => c.kind.startsWith('trend_'))).toEqual([]);
+    },
+  );
+
   it('keeps open the alerts whose check could not be measured this interval, resolves the measured ones', async () => {
     // Prepare: open alerts from earlier runs; this run is a baseline (no previous snapshot), so
     // the cache hit ratio, mean statement time and trends have no value, long transactions do (0 s).
