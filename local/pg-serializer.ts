@@ -385,6 +385,7 @@ export const startPgSerializer = async (options: PgSerializerOptions): Promise<P
 
   const server: Server = createServer((client) => {
     if (connections.size + pendingSockets.size >= options.maxConnections) {
+      client.on('error', () => client.destroy()); // a reset while refusing it changes nothing
       client.end(fatalMessage('53300', 'sorry, too many clients already'));
       return;
     }
