@@ -200,16 +200,17 @@ FROM pg_stat_statements_info AS i`;
 
 /**
  * Calls and total time summed over the database's top-level statements (nested ones are
- * part of their caller's time): the interval mean query time of the metrics collector,
- * without reading query texts.
+ * part of their caller's time): the interval mean query time of the metrics collector.
+ * dbopt's own statements are left out, so the texts are read: with the repository in the
+ * watched database, our snapshot writes and EXPLAINs would otherwise set the mean of a quiet
+ * database.
  */
 export const statementTotalsSqlFor = (columns: StatementColumns): string => `SELECT /* dbopt */
   coalesce(sum(s.calls), 0)::float8 AS calls,
   coalesce(sum(s.total_${columns.execTime}), 0)::float8 AS total_ms
-FROM pg_stat_statements(false) AS s
-WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())${
-  columns.toplevel ? '\nAND s.toplevel' : ''
-}`;
+FROM pg_stat_statements AS s
+WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())
+AND coalesce(s.query, '') NOT LIKE '%/* dbopt */%'${columns.toplevel ? '\nAND s.toplevel' : ''}`;
 
 /** Relation sizes (planner estimates) of the tables a plan scans sequentially. */
 export const RELATION_ROWS_SQL = `SELECT /* dbopt */
