@@ -3,10 +3,11 @@
  * statement kind, read/write tables, functions, cacheability, fingerprint and parameters.
  * The only module-level state is the memoised WASM load; each analyzer owns its LRU cache.
  */
-export { assertSingleStatement, createSqlAnalyzer } from './analyze.ts';
-export { initSqlParser, parseStatements } from './parser.ts';
+
 /** Raw lexer tokens with byte offsets (the rewrite advisor splices statement text by token). */
 export { scanSync as scanSqlTokens } from 'libpg-query';
+export { assertSingleStatement, createSqlAnalyzer } from './analyze.ts';
+export { initSqlParser, parseStatements } from './parser.ts';
 export type {
   SqlAnalysis,
   SqlAnalyzer,
