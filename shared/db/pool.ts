@@ -74,6 +74,12 @@ export const buildPoolConfig = (options: DatabaseOptions): pg.PoolConfig => {
     // Lambda freezes between invocations; let an idle pool not hold the process open locally.
     allowExitOnIdle: true,
   };
+  // A password-less URL with IAM auth on (a shard, replica or repository behind RDS Proxy):
+  // sign a token for the URL's own host, port and user, as for the DB_* parts.
+  if (options.connectionString && options.iamAuth) {
+    const url = new URL(options.connectionString);
+    if (!url.password) return { ...base, ...iamPartsOfUrl(url, options, options.iamAuth.region) };
+  }
   // With a connection string pg reads sslmode from it; an explicit ssl object would override it.
   if (options.connectionString) {
     const url = new URL(options.connectionString);
@@ -92,6 +98,34 @@ export const buildPoolConfig = (options: DatabaseOptions): pg.PoolConfig => {
     user: options.user,
     password,
     ssl: sslOptions(options),
+  };
+};
+
+const URL_SSL_MODES: Readonly<Record<string, DatabaseOptions['sslMode']>> = {
+  disable: 'disable',
+  require: 'require',
+  'verify-ca': 'verify-full',
+  'verify-full': 'verify-full',
+};
+
+/** Connection parts of a password-less URL, with an IAM token provider for its user. */
+const iamPartsOfUrl = (url: URL, options: DatabaseOptions, region: string): pg.PoolConfig => {
+  const sslMode = URL_SSL_MODES[url.searchParams.get('sslmode') ?? ''] ?? options.sslMode;
+  const parts: DatabaseOptions = {
+    ...options,
+    host: url.hostname,
+    port: url.port ? Number(url.port) : 5432,
+    database: decodeURIComponent(url.pathname.slice(1)) || options.database,
+    user: decodeURIComponent(url.username) || options.user,
+    sslMode,
+  };
+  return {
+    host: parts.host,
+    port: parts.port,
+    database: parts.database,
+    user: parts.user,
+    password: iamTokenProvider(parts, region),
+    ssl: sslOptions(parts),
   };
 };
 

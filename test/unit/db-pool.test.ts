@@ -58,6 +58,46 @@ describe('buildPoolConfig', () => {
   });
 });
 
+describe('buildPoolConfig with a connection string and IAM auth', () => {
+  it('signs a token for the host, port and user of a password-less URL (shards, replicas)', async () => {
+    // Prepare
+    process.env.AWS_ACCESS_KEY_ID = 'AKIDEXAMPLE';
+    process.env.AWS_SECRET_ACCESS_KEY = 'secret';
+    const config = buildPoolConfig({
+      ...base,
+      iamAuth: { region: 'eu-west-1' },
+      connectionString: 'postgresql://dbopt_shard@shard-1.proxy.internal:6432/orders',
+    });
+
+    // Act
+    const token = await (config.password as () => Promise<string>)();
+
+    // Assess
+    expect(config).toMatchObject({
+      host: 'shard-1.proxy.internal',
+      port: 6432,
+      database: 'orders',
+      user: 'dbopt_shard',
+      ssl: { rejectUnauthorized: true },
+    });
+    expect(config.connectionString).toBeUndefined();
+    expect(token).toMatch(/^shard-1\.proxy\.internal:6432\/\?Action=connect&DBUser=dbopt_shard&/);
+  });
+
+  it('keeps a URL that carries its own password as it is', () => {
+    // Act
+    const config = buildPoolConfig({
+      ...base,
+      iamAuth: { region: 'eu-west-1' },
+      connectionString: 'postgresql://u:pw@h:5432/db',
+    });
+
+    // Assess
+    expect(config.connectionString).toBe('postgresql://u:pw@h:5432/db');
+    expect(config.password).toBeUndefined();
+  });
+});
+
 describe('createDatabase', () => {
   it('does not create a pool until first use', async () => {
     const db = createDatabase(base);
