@@ -119,11 +119,12 @@ const EXPLAIN_TIMEOUT_MS = 10_000;
  *
  * Outcomes are recorded with `setSuggestionStatus` when `suggestionId` is given.
  *
- * @throws ApplyError APPLY_INVALID_DDL, APPLY_INDEX_EXISTS, APPLY_LOCK_TIMEOUT,
+ * @throws ApplyError APPLY_INVALID_DDL, APPLY_INVALID_STATEMENT, APPLY_INDEX_EXISTS, APPLY_LOCK_TIMEOUT,
  *   APPLY_BUILD_TIMEOUT, APPLY_BUILD_FAILED, APPLY_CLEANUP_FAILED.
  */
 export const applyIndex = async (deps: ApplyDeps, request: ApplyRequest): Promise<ApplyOutcome> => {
   const ddl = prepareIndexDdl(request.ddl);
+  request.statements.forEach(checkServedStatement);
   const session = await deps.connect();
   let broken: Error | undefined;
   try {
@@ -151,6 +152,32 @@ export const applyIndex = async (deps: ApplyDeps, request: ApplyRequest): Promis
     } catch (resetErr) {
       session.release(resetErr instanceof Error ? resetErr : true);
     }
+  }
+};
+
+const EXPLAINABLE = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/**
+ * A served statement is EXPLAINed as text (without bound parameters it goes over the simple
+ * protocol, which runs every statement of a string): it must be exactly one query or DML.
+ */
+const checkServedStatement = (s: ServedStatement): void => {
+  let stmts: ReturnType<typeof parseStatements>;
+  try {
+    stmts = parseStatements(s.sql);
+  } catch (err) {
+    throw new ApplyError(
+      'APPLY_INVALID_STATEMENT',
+      `A served statement does not parse (${(err as Error).message}): ${s.sql.slice(0, 200)}`,
+      { cause: err },
+    );
+  }
+  const type = Object.keys((stmts[0]?.stmt ?? {}) as object)[0] ?? '';
+  if (stmts.length !== 1 || !EXPLAINABLE.has(type)) {
+    throw new ApplyError(
+      'APPLY_INVALID_STATEMENT',
+      `A served statement must be exactly one SELECT, INSERT, UPDATE, DELETE or MERGE; got ${stmts.length} statement(s) (${type || 'none'}): ${s.sql.slice(0, 200)}`,
+    );
   }
 };
 

@@ -2,6 +2,7 @@ import { CodedError } from '#shared/errors';
 
 export type ApplyErrorCode =
   | 'APPLY_INVALID_DDL'
+  | 'APPLY_INVALID_STATEMENT'
   | 'APPLY_INDEX_EXISTS'
   | 'APPLY_LOCK_TIMEOUT'
   | 'APPLY_BUILD_TIMEOUT'

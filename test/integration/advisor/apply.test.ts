@@ -173,6 +173,29 @@ describe('verified apply on PostgreSQL 15', () => {
     expect(await indexNames()).toEqual(['t_pkey']);
   });
 
+  it.each([
+    [
+      'two statements (the second would run outside the read-only transaction)',
+      'SELECT id FROM t WHERE a = 1; COMMIT; DROP TABLE victim',
+    ],
+    ['a utility statement', 'VACUUM victim'],
+  ])('refuses a served statement that is %s, before running anything', async (_name, sql) => {
+    // Prepare
+    await runSql(url, 'CREATE TABLE IF NOT EXISTS victim (id int)');
+    // Act
+    const attempt = applyIndex(deps(), {
+      ddl: 'CREATE INDEX t_b_idx ON t (b)',
+      statements: [{ sql }],
+      limits: LIMITS,
+    });
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ code: 'APPLY_INVALID_STATEMENT' });
+    expect((await runSql(url, "SELECT to_regclass('victim')::text AS t")).rows).toEqual([
+      { t: 'victim' },
+    ]);
+    expect(await indexNames()).toEqual(['t_pkey']);
+  });
+
   it('refuses to reuse the name of an existing index', async () => {
     // Act
     const attempt = applyIndex(deps(), {
