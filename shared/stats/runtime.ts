@@ -4,6 +4,7 @@ import { type AlertLogger, createAlerter, type SnsPublisher } from '#shared/aler
 import { healthThresholdsFromConfig } from '#shared/analysis';
 import type { Config } from '#shared/config';
 import {
+  CLIENT_TIMEOUT_GRACE_MS,
   createDataApiQueryable,
   createDatabase,
   type DataApiClient,
@@ -89,7 +90,16 @@ export const createCollectorRuntime = (
   clients: CollectorClients,
 ): CollectorRuntime => {
   const { logger, metrics } = clients;
-  const dbOptions = databaseOptionsFromConfig(config);
+  // The targets' client-side limit follows the collectors' own server-side limits, not the
+  // query API's QUERY_MAX_TIMEOUT_MS: a server that stops answering (frozen, or a pooled
+  // socket whose path went away in a failover) would otherwise hold a target for 31 s, more
+  // than half of collect-metrics' 50 s Lambda timeout, and time out the whole run.
+  const dbOptions = {
+    ...databaseOptionsFromConfig(config),
+    queryTimeoutMs:
+      Math.max(config.STATS_READ_TIMEOUT_MS, config.SLOW_QUERY_EXPLAIN_TIMEOUT_MS) +
+      CLIENT_TIMEOUT_GRACE_MS,
+  };
   const databases: Database[] = [];
   const track = (db: Database): Database => {
     databases.push(db);
