@@ -538,11 +538,17 @@ export interface BatchResult {
   readonly results: Array<{ messageId: string; result?: OptimizeResult; error?: Error }>;
 }
 
+/** Least time left (ms) to start another record (or 1.2 × the slowest of this batch, if more). */
+const MIN_RECORD_BUDGET_MS = 15_000;
+
 /**
  * Handles an SQS batch one record at a time (each run plans many statements: no point in
  * running them side by side on one database). A record whose body is invalid, whose target is
  * unknown or whose run fails is reported in `batchItemFailures` and logged with the reason;
- * the others are deleted from the queue.
+ * the others are deleted from the queue. With `deadlineAtMs`, a record is not started when
+ * too little time is left (reported as a failure, so SQS delivers it again): a run cut off by
+ * the Lambda timeout would fail the whole batch, the finished records included, and repeated
+ * timeouts would send all of them to the DLQ.
  */
 export const processSlowQueryBatch = async (
   deps: OptimizerDeps,
@@ -551,7 +557,25 @@ export const processSlowQueryBatch = async (
 ): Promise<BatchResult> => {
   const results: BatchResult['results'] = [];
   const batchItemFailures: BatchResult['batchItemFailures'] = [];
+  let slowestMs = 0;
   for (const record of records) {
+    const leftMs =
+      options.deadlineAtMs === undefined
+        ? Number.POSITIVE_INFINITY
+        : options.deadlineAtMs - Date.now();
+    if (leftMs < Math.max(MIN_RECORD_BUDGET_MS, slowestMs * 1.2)) {
+      const error = new OptimizerError(
+        'NO_TIME_LEFT',
+        `Not started: ${Math.max(0, Math.round(leftMs))} ms left in the invocation; SQS delivers the message again (raise the optimizer timeout if this repeats)`,
+      );
+      deps.logger.warn(`slow-query message ${record.messageId} postponed: ${error.message}`, {
+        messageId: record.messageId,
+      });
+      results.push({ messageId: record.messageId, error });
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+      continue;
+    }
+    const startedMs = Date.now();
     try {
       const message = parseSlowQueryMessage(record.body);
       const result = await optimizeSlowQuery(deps, message, options);
@@ -574,6 +598,7 @@ export const processSlowQueryBatch = async (
       batchItemFailures.push({ itemIdentifier: record.messageId });
       deps.metrics?.addMetric('OptimizeFailures', MetricUnit.Count, 1);
     }
+    slowestMs = Math.max(slowestMs, Date.now() - startedMs);
   }
   return { batchItemFailures, results };
 };

@@ -161,6 +161,49 @@ describe('processSlowQueryBatch', () => {
   });
 });
 
+describe('processSlowQueryBatch near the invocation deadline', () => {
+  it.each([
+    ['none left', -1_000, 0],
+    ['less than the minimum budget', 10_000, 0],
+    ['plenty', 600_000, 2],
+  ])(
+    'with %s, starts only the records there is time for; the rest are retried',
+    async (_name, leftMs, started) => {
+      // Prepare: every started record looks up its target (unknown here, so it fails fast)
+      let lookups = 0;
+      const warned: string[] = [];
+      const deps = {
+        databaseFor: () => {
+          lookups++;
+          return undefined;
+        },
+        logger: {
+          info: () => {},
+          debug: () => {},
+          warn: (message: string) => void warned.push(message),
+          error: () => {},
+        },
+      } as unknown as OptimizerDeps;
+      // Act
+      const result = await processSlowQueryBatch(
+        deps,
+        [
+          { messageId: 'a', body: validBody() },
+          { messageId: 'b', body: validBody() },
+        ],
+        { deadlineAtMs: Date.now() + leftMs },
+      );
+      // Assess
+      expect(lookups).toBe(started);
+      expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'a' }, { itemIdentifier: 'b' }]);
+      expect(result.results.map((r) => (r.error as { code?: string }).code)).toEqual(
+        started === 0 ? ['NO_TIME_LEFT', 'NO_TIME_LEFT'] : ['UNKNOWN_TARGET', 'UNKNOWN_TARGET'],
+      );
+      expect(warned).toHaveLength(2 - started);
+    },
+  );
+});
+
 describe('optimizer configuration', () => {
   const base = { DATABASE_URL: 'postgres://u@h/db' };
 
