@@ -94,11 +94,10 @@ export const createCollectorRuntime = (
   // query API's QUERY_MAX_TIMEOUT_MS: a server that stops answering (frozen, or a pooled
   // socket whose path went away in a failover) would otherwise hold a target for 31 s, more
   // than half of collect-metrics' 50 s Lambda timeout, and time out the whole run.
+  const readLimitMs = Math.max(config.STATS_READ_TIMEOUT_MS, config.SLOW_QUERY_EXPLAIN_TIMEOUT_MS);
   const dbOptions = {
     ...databaseOptionsFromConfig(config),
-    queryTimeoutMs:
-      Math.max(config.STATS_READ_TIMEOUT_MS, config.SLOW_QUERY_EXPLAIN_TIMEOUT_MS) +
-      CLIENT_TIMEOUT_GRACE_MS,
+    queryTimeoutMs: readLimitMs + CLIENT_TIMEOUT_GRACE_MS,
   };
   const databases: Database[] = [];
   const track = (db: Database): Database => {
@@ -122,7 +121,18 @@ export const createCollectorRuntime = (
   // the repository goes through the Data API too. Its migrations need one session (advisory
   // lock, DDL transactions), which the Data API does not offer: run `dbopt migrate` once.
   const repositoryViaDataApi = dataApi !== undefined && !config.REPOSITORY_DATABASE_URL;
-  const repositoryDb = track(createDatabase(repositoryDatabaseOptions(config), logger));
+  // The repository (by default the primary itself) hangs with it: its statements are small
+  // (a 10k-statement snapshot saves in ~0.2 s), so twice the read limit bounds each of the
+  // run's repository calls (load, save, alert states, prune) well inside the Lambda timeout.
+  const repositoryDb = track(
+    createDatabase(
+      {
+        ...repositoryDatabaseOptions(config),
+        queryTimeoutMs: 2 * readLimitMs + CLIENT_TIMEOUT_GRACE_MS,
+      },
+      logger,
+    ),
+  );
   const repository = createRepository(repositoryViaDataApi ? dataApi : lazyQueryable(repositoryDb));
   const targets = statsTargetsFromConfig(config, {
     createDb: (url) =>

@@ -48,6 +48,37 @@ describe('collector targets against a server that stops answering', () => {
     await hung.close();
   });
 
+  it('gives up on a repository call (repository on the hung primary) within twice the read limit', async () => {
+    // Prepare
+    const url = `postgres://postgres@127.0.0.1:${hung.port}/app`;
+    const config = loadConfig({
+      DATABASE_URL: url,
+      REPOSITORY_DATABASE_URL: url,
+      DB_SSL_MODE: 'disable',
+      STATS_READ_TIMEOUT_MS: '300',
+      SLOW_QUERY_EXPLAIN_TIMEOUT_MS: '200',
+    });
+    const runtime = createCollectorRuntime(config, {
+      logger,
+      metrics: {
+        ...noMetrics,
+        addDimensions: () => undefined,
+        publishStoredMetrics: () => undefined,
+      },
+    });
+    const startedMs = performance.now();
+    // Act
+    const failure = await runtime
+      .metricsDeps()
+      .repository.loadSnapshot('primary', 'database')
+      .catch((err: unknown) => err);
+    const elapsedMs = performance.now() - startedMs;
+    await runtime.shutdown();
+    // Assess
+    expect(failure).toBeInstanceOf(Error);
+    expect(elapsedMs).toBeLessThan(3_000);
+  }, 10_000);
+
   it('gives up on a catalog read after about STATS_READ_TIMEOUT_MS, not QUERY_MAX_TIMEOUT_MS', async () => {
     // Prepare: the API's query limit stays at its 30 s default; the collector reads get 300 ms.
     const config = loadConfig({
