@@ -220,9 +220,13 @@ export interface DatabaseRates {
   blocksReadPerSecond: number;
   tempBytesPerSecond: number;
   deadlocksPerMinute: number;
-  seqScansPerSecond: number;
-  idxScansPerSecond: number;
-  seqTuplesReadPerSecond: number;
+  /**
+   * Sums over pg_stat_user_tables: null when the sum went down (a table was dropped or its
+   * counters reset), which says nothing about the database-level counters above.
+   */
+  seqScansPerSecond: number | null;
+  idxScansPerSecond: number | null;
+  seqTuplesReadPerSecond: number | null;
 }
 
 /** The result of {@link diffDatabaseSnapshots}. */
@@ -244,6 +248,7 @@ export interface DatabaseDiff {
   statementsReset: boolean;
 }
 
+/** pg_stat_database's own counters: one going down means the database's statistics restarted. */
 const COUNTER_KEYS = [
   'xactCommit',
   'xactRollback',
@@ -252,15 +257,20 @@ const COUNTER_KEYS = [
   'tempBytes',
   'tempFiles',
   'deadlocks',
+] as const satisfies readonly (keyof DatabaseCounters)[];
+
+/** Sums over the tables: they also go down when a table is dropped (e.g. an ETL staging table). */
+const TABLE_COUNTER_KEYS = [
   'seqScan',
   'seqTupRead',
   'idxScan',
 ] as const satisfies readonly (keyof DatabaseCounters)[];
 
 /**
- * Turns two readings into per-interval rates. Pure. A counter that went down, a moved
- * `stats_reset` or another postmaster start time mean the counters started over: the
- * interval is a fresh baseline (no rates, `reset` flagged), never a negative rate.
+ * Turns two readings into per-interval rates. Pure. A pg_stat_database counter that went
+ * down, a moved `stats_reset` or another postmaster start time mean the counters started
+ * over: the interval is a fresh baseline (no rates, `reset` flagged), never a negative rate.
+ * Table sums that went down (a dropped table) only leave the table rates out.
  */
 export const diffDatabaseSnapshots = (
   prev: DatabaseSnapshot | undefined,
@@ -281,8 +291,12 @@ export const diffDatabaseSnapshots = (
   if (reset || !(intervalSeconds > 0)) {
     return { baseline: true, reset, intervalSeconds: Math.max(0, intervalSeconds), ...none };
   }
-  const d = (k: (typeof COUNTER_KEYS)[number]): number => curr.counters[k] - prev.counters[k];
-  const perSecond = (k: (typeof COUNTER_KEYS)[number]): number => d(k) / intervalSeconds;
+  type Key = keyof DatabaseCounters;
+  const d = (k: Key): number => curr.counters[k] - prev.counters[k];
+  const perSecond = (k: Key): number => d(k) / intervalSeconds;
+  const tablesWentDown = TABLE_COUNTER_KEYS.some((k) => d(k) < 0);
+  const tablePerSecond = (k: (typeof TABLE_COUNTER_KEYS)[number]): number | null =>
+    tablesWentDown ? null : perSecond(k);
   const blocks = d('blksHit') + d('blksRead');
   let meanQueryTimeMs: number | null = null;
   let statementsReset = false;
@@ -302,9 +316,9 @@ export const diffDatabaseSnapshots = (
       blocksReadPerSecond: perSecond('blksRead'),
       tempBytesPerSecond: perSecond('tempBytes'),
       deadlocksPerMinute: perSecond('deadlocks') * 60,
-      seqScansPerSecond: perSecond('seqScan'),
-      idxScansPerSecond: perSecond('idxScan'),
-      seqTuplesReadPerSecond: perSecond('seqTupRead'),
+      seqScansPerSecond: tablePerSecond('seqScan'),
+      idxScansPerSecond: tablePerSecond('idxScan'),
+      seqTuplesReadPerSecond: tablePerSecond('seqTupRead'),
     },
     cacheHitRatio: blocks > 0 ? d('blksHit') / blocks : null,
     meanQueryTimeMs,

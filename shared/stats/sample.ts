@@ -106,9 +106,11 @@ export const metricValuesOf = (
     values.BlocksReadPerSecond = r.blocksReadPerSecond;
     values.TempBytesPerSecond = r.tempBytesPerSecond;
     values.DeadlocksPerMinute = r.deadlocksPerMinute;
-    values.SeqScansPerSecond = r.seqScansPerSecond;
-    values.IdxScansPerSecond = r.idxScansPerSecond;
-    values.SeqTuplesReadPerSecond = r.seqTuplesReadPerSecond;
+    if (r.seqScansPerSecond !== null) values.SeqScansPerSecond = r.seqScansPerSecond;
+    if (r.idxScansPerSecond !== null) values.IdxScansPerSecond = r.idxScansPerSecond;
+    if (r.seqTuplesReadPerSecond !== null) {
+      values.SeqTuplesReadPerSecond = r.seqTuplesReadPerSecond;
+    }
   }
   return values;
 };

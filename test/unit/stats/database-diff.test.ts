@@ -122,6 +122,24 @@ describe('diffDatabaseSnapshots', () => {
     },
   );
 
+  it('keeps the database rates, hit ratio and mean time when only table sums went down (a table was dropped)', () => {
+    // Prepare: a staging table with 40 seq scans was dropped; the database went on working.
+    const curr = snapshot(
+      { takenAt: ONE_MINUTE_LATER, statements: { calls: 2_100, totalMs: 4_500 } },
+      { xactCommit: 1_600, blksHit: 9_900, blksRead: 1_100, seqScan: 15, seqTupRead: 1_000 },
+    );
+    // Act
+    const diff = diffDatabaseSnapshots(snapshot(), curr);
+    const values = metricValuesOf(curr, diff);
+    // Assess
+    expect(diff).toMatchObject({ baseline: false, reset: false });
+    expect(diff.rates).toMatchObject({ commitsPerSecond: 10, seqScansPerSecond: null });
+    expect(diff.cacheHitRatio).toBeCloseTo(0.9, 9);
+    expect(diff.meanQueryTimeMs).toBe(5);
+    expect(values).toMatchObject({ CommitsPerSecond: 10, StatsReset: 0 });
+    expect(values).not.toHaveProperty('SeqScansPerSecond');
+  });
+
   it('flags a pg_stat_statements reset without dropping the database rates', () => {
     // Act
     const diff = diffDatabaseSnapshots(
