@@ -160,6 +160,7 @@ const SQL_COLUMNS = `
 SELECT /* dbopt */ n.nspname, c.relname, a.attname,
   format_type(a.atttypid, a.atttypmod) AS type,
   pg_table_is_visible(c.oid) AS visible,
+  a.attnotnull AS not_null,
   EXISTS (
     SELECT 1
     FROM pg_index i
@@ -181,6 +182,7 @@ interface ColumnRow extends Record<string, unknown> {
   attname: string;
   type: string;
   visible: boolean;
+  not_null: boolean;
   indexed: boolean;
 }
 
@@ -189,11 +191,11 @@ export const loadSchemaInfo = async (
   q: Queryable,
   relations: readonly string[],
 ): Promise<SchemaInfo> => {
-  const columns = new Map<string, { type: string; indexed: boolean }>();
+  const columns = new Map<string, ColumnInfo>();
   if (relations.length > 0) {
     const { rows } = await q.query<ColumnRow>(SQL_COLUMNS, [[...new Set(relations)]]);
     for (const row of rows) {
-      const info = { type: row.type, indexed: row.indexed };
+      const info = { type: row.type, indexed: row.indexed, notNull: row.not_null };
       columns.set(`${row.nspname}.${row.relname}.${row.attname}`, info);
       if (row.visible) columns.set(`${row.relname}.${row.attname}`, info);
     }
@@ -201,10 +203,17 @@ export const loadSchemaInfo = async (
   return schemaInfoFrom(columns);
 };
 
-/** A {@link SchemaInfo} over a map `relation.column` → type and indexed flag. */
-export const schemaInfoFrom = (
-  columns: ReadonlyMap<string, { type: string; indexed: boolean }>,
-): SchemaInfo => ({
+/** What the rules know of one column. */
+export interface ColumnInfo {
+  readonly type: string;
+  readonly indexed: boolean;
+  /** Declared NOT NULL (absent: unknown). */
+  readonly notNull?: boolean;
+}
+
+/** A {@link SchemaInfo} over a map `relation.column` → type, indexed and NOT NULL flags. */
+export const schemaInfoFrom = (columns: ReadonlyMap<string, ColumnInfo>): SchemaInfo => ({
   columnType: (relation, column) => columns.get(`${relation}.${column}`)?.type,
   isIndexed: (relation, column) => columns.get(`${relation}.${column}`)?.indexed === true,
+  isNotNull: (relation, column) => columns.get(`${relation}.${column}`)?.notNull === true,
 });

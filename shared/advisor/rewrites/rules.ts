@@ -180,11 +180,26 @@ const isPlainSelect = (select: AstObject): boolean =>
 
 // ── rule 1: x NOT IN (SELECT …) → NOT EXISTS ──
 
-const notInSubquery = (parsed: ParsedStatement): RewriteCandidate | undefined => {
+const notInSubquery = (
+  parsed: ParsedStatement,
+  options: DetectOptions,
+): RewriteCandidate | undefined => {
   const { select } = parsed;
   if (!isPlainSelect(select)) return undefined;
   const outer = relationsOf(select.fromClause);
   const edits: Edit[] = [];
+  // NULLs can reach the comparison unless both sides are NOT NULL columns of the only table
+  // of their FROM (an outer join could still produce NULLs).
+  let nullsPossible = false;
+  const notNullColumn = (wrapper: unknown, from: unknown, relations: readonly Relation[]) => {
+    const items = asList(from);
+    if (items.length !== 1 || nodeType(items[0]) !== 'RangeVar') return false;
+    const resolved = resolveColumn(wrapper, relations, options.schema);
+    return (
+      resolved !== undefined &&
+      options.schema?.isNotNull?.(resolved.relation, resolved.column) === true
+    );
+  };
   walkNodes(select.whereClause, (type, body, wrapper) => {
     if (type === 'SelectStmt') return false; // nested queries have their own scope
     if (type !== 'BoolExpr' || body.boolop !== 'NOT_EXPR') return true;
@@ -200,6 +215,12 @@ const notInSubquery = (parsed: ParsedStatement): RewriteCandidate | undefined =>
     const outerRef = qualifiedRef(parsed, sublink.testexpr, outer, inner);
     const innerRef = qualifiedRef(parsed, target, inner, outer);
     if (!outerRef || !innerRef) return true;
+    if (
+      !notNullColumn(sublink.testexpr, select.fromClause, outer) ||
+      !notNullColumn(target, sub.fromClause, inner)
+    ) {
+      nullsPossible = true;
+    }
     const sublinkSpan = parsed.span({ SubLink: sublink });
     const whereSpan = sub.whereClause ? parsed.span(sub.whereClause) : undefined;
     const fromSpan = parsed.span(asList(sub.fromClause).at(-1));
@@ -214,16 +235,21 @@ const notInSubquery = (parsed: ParsedStatement): RewriteCandidate | undefined =>
     return false;
   });
   if (edits.length === 0) return undefined;
+  const plan =
+    'PostgreSQL 15 cannot turn NOT IN (subquery) into an anti-join: it runs a hashed subplan, ' +
+    'or a plain subplan re-scanned for every outer row when the subquery result does not fit ' +
+    'in work_mem. NOT EXISTS becomes a hash or merge anti-join.';
   return candidate(parsed, 'not_in_subquery', {
     title: 'NOT IN (subquery) → NOT EXISTS',
     rewrittenSql: applyEdits(parsed.sql, edits),
-    correctnessFix: true,
-    rationale:
-      'PostgreSQL 15 cannot turn NOT IN (subquery) into an anti-join: it runs a hashed subplan, ' +
-      'or a plain subplan re-scanned for every outer row when the subquery result does not fit ' +
-      'in work_mem. NOT EXISTS becomes a hash or merge anti-join. It is also a NULL-correctness ' +
-      'fix: when the subquery yields a NULL, NOT IN returns no rows at all; NOT EXISTS returns ' +
-      'the rows that have no match (identical results when both columns are NOT NULL).',
+    correctnessFix: nullsPossible,
+    rationale: nullsPossible
+      ? `${plan} It also changes the result where NULLs occur, usually as intended: when the ` +
+        'subquery yields a NULL, NOT IN returns no rows at all, NOT EXISTS the rows without a ' +
+        'match; and a row whose own value is NULL, which NOT IN drops (unless the subquery is ' +
+        'empty), NOT EXISTS keeps — add `AND <column> IS NOT NULL` to drop it. Both return the ' +
+        'same rows when neither column can be NULL.'
+      : `${plan} Both columns are NOT NULL, so both return the same rows.`,
   });
 };
 

@@ -42,4 +42,6 @@ export interface SchemaInfo {
   columnType(relation: string, column: string): string | undefined;
   /** Whether some valid index has the column as its first key. */
   isIndexed(relation: string, column: string): boolean;
+  /** Whether the column is declared NOT NULL (false when unknown). */
+  isNotNull?(relation: string, column: string): boolean;
 }

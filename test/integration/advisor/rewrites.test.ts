@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adviseRewrites, type RewriteSuggestion } from '#shared/advisor';
+import {
+  adviseRewrites,
+  detectRewrites,
+  loadSchemaInfo,
+  type RewriteSuggestion,
+} from '#shared/advisor';
 import { createDatabase, type Database } from '#shared/db';
 import { initSqlParser } from '#shared/sql';
 import { recreateDatabase, runSql } from '../optimizer/scratch-db.ts';
@@ -124,6 +129,29 @@ describe('rewrite advisor on PostgreSQL 15 (measured)', () => {
     expect(await rowsOf(s.rewrittenSql)).toEqual(await rowsOf(sql));
     expect((await rowsOf(s.rewrittenSql)).length).toBe(5000);
   });
+
+  it.each([
+    [
+      'a nullable subquery column',
+      'SELECT id FROM customers WHERE id NOT IN (SELECT customer_id FROM orders)',
+      true,
+    ],
+    [
+      'two NOT NULL columns',
+      'SELECT id FROM customers WHERE region NOT IN (SELECT id FROM orders)',
+      false,
+    ],
+  ])(
+    'NOT IN over %s: correctness fix = %s (NOT NULL read from the catalog)',
+    async (_name, sql, fix) => {
+      // Prepare
+      const schema = await loadSchemaInfo(db.pool(), ['customers', 'orders']);
+      // Act
+      const found = detectRewrites(sql, { schema }).find((c) => c.rule === 'not_in_subquery');
+      // Assess
+      expect(found?.correctnessFix).toBe(fix);
+    },
+  );
 
   it('plans a statement without parameter values as the generic plan', async () => {
     // Act

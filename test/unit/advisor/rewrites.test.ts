@@ -138,6 +138,42 @@ describe('rewrite rules', () => {
     expect(found?.rationale).toContain('NULL');
   });
 
+  it.each([
+    [
+      'both columns NOT NULL',
+      'SELECT id FROM customers WHERE id NOT IN (SELECT customer_id FROM orders)',
+      false,
+    ],
+    [
+      'a nullable outer column',
+      'SELECT id FROM customers WHERE email NOT IN (SELECT status FROM orders)',
+      true,
+    ],
+    [
+      'an outer join inside the subquery',
+      'SELECT c.id FROM customers c WHERE c.id NOT IN (SELECT o.customer_id FROM orders o LEFT JOIN events e ON e.kind = o.status)',
+      true,
+    ],
+  ])('NOT IN with %s: correctness fix = %s', (_name, sql, fix) => {
+    // Prepare
+    const notNull = schemaInfoFrom(
+      new Map([
+        ['customers.id', { type: 'integer', indexed: true, notNull: true }],
+        ['customers.email', { type: 'text', indexed: true }],
+        ['orders.customer_id', { type: 'integer', indexed: true, notNull: true }],
+        ['orders.status', { type: 'text', indexed: true, notNull: true }],
+        ['events.kind', { type: 'text', indexed: false }],
+      ]),
+    );
+    // Act
+    const found = detectRewrites(sql, { schema: notNull }).find(
+      (c) => c.rule === 'not_in_subquery',
+    );
+    // Assess
+    expect(found?.correctnessFix).toBe(fix);
+    expect(found?.rationale).toContain(fix ? 'IS NOT NULL' : 'same rows');
+  });
+
   it('gives the keyset rewrite a probe for its new parameters', () => {
     // Act
     const [found] = detectRewrites(
