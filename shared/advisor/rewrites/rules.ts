@@ -501,6 +501,8 @@ const offsetValue = (
 // ── rule 4: casts or functions on indexed columns → sargable ranges ──
 
 const TRUNC_UNITS = new Set(['minute', 'hour', 'day', 'week', 'month', 'quarter', 'year']);
+/** Interval input has no `quarter` unit. */
+const TRUNC_STEPS: Readonly<Record<string, string>> = { quarter: '3 months' };
 
 const nonSargablePredicate = (
   parsed: ParsedStatement,
@@ -574,10 +576,17 @@ const sargableRange = (
   if (args.length !== 2 || !columnRefNames(col) || !indexedTimestamp(col)) return undefined;
   const c = parsed.text(col);
   if (name === 'date_trunc' && TRUNC_UNITS.has(unit)) {
+    // Typed like the column: an untyped literal ('2024-03-01') is otherwise read as an
+    // interval in `v + interval …`, and date_trunc(unit, 'text') is ambiguous.
+    const resolved = resolveColumn(col, relations, schema);
+    const columnType = resolved
+      ? schema?.columnType(resolved.relation, resolved.column)
+      : undefined;
+    const typed = columnType ? `CAST(${v} AS ${columnType})` : v;
     return {
       // The last conjunct keeps the original's meaning for a value that is not at the start
       // of a unit (the original matches nothing then); it is a one-time filter on a constant.
-      text: `(${c} >= ${v} AND ${c} < ${v} + interval '1 ${unit}' AND date_trunc('${unit}', ${v}) = ${v})`,
+      text: `(${c} >= ${typed} AND ${c} < ${typed} + interval '${TRUNC_STEPS[unit] ?? `1 ${unit}`}' AND date_trunc('${unit}', ${typed}) = ${typed})`,
       note: `\`date_trunc('${unit}', ${c}) = v\` is the same as the range [v, v + 1 ${unit}).`,
     };
   }

@@ -68,6 +68,12 @@ describe('rewrite advisor on PostgreSQL 15 (measured)', () => {
     ['non_sargable_predicate', 'SELECT id FROM orders WHERE created_at::date = $1', ['2026-01-15']],
     ['mismatched_literal', 'SELECT status FROM orders WHERE id = 4242.0', []],
     [
+      'non_sargable_predicate',
+      "SELECT id FROM orders WHERE date_trunc('day', created_at) = '2026-01-15'",
+      [],
+    ],
+
+    [
       'count_gt_zero',
       'SELECT c.id FROM customers c WHERE (SELECT count(*) FROM orders o WHERE o.customer_id = c.id) > 0',
       [],
@@ -152,6 +158,32 @@ describe('rewrite advisor on PostgreSQL 15 (measured)', () => {
       expect(found?.correctnessFix).toBe(fix);
     },
   );
+
+  it.each([
+    [
+      "date_trunc('quarter', …) = $1",
+      "SELECT id FROM orders WHERE date_trunc('quarter', created_at) = $1",
+      ['2026-01-01 00:00+00'],
+    ],
+    [
+      "date_trunc('day', …) = $1 off the unit start",
+      "SELECT id FROM orders WHERE date_trunc('day', created_at) = $1",
+      ['2026-01-15 10:00+00'],
+    ],
+    [
+      "date_trunc('month', …) = literal",
+      "SELECT id FROM orders WHERE date_trunc('month', created_at) = '2026-02-01'",
+      [],
+    ],
+  ])('%s: the range rewrite runs and returns the same rows', async (_name, sql, params) => {
+    // Prepare
+    const schema = await loadSchemaInfo(db.pool(), ['orders']);
+    const found = detectRewrites(sql, { schema }).find((c) => c.rule === 'non_sargable_predicate');
+    // Act
+    const rewritten = await rowsOf(found?.rewrittenSql ?? 'SELECT 1', params);
+    // Assess
+    expect(rewritten).toEqual(await rowsOf(sql, params));
+  });
 
   it('plans a statement without parameter values as the generic plan', async () => {
     // Act

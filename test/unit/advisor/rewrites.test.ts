@@ -68,7 +68,13 @@ describe('rewrite rules', () => {
       "date_trunc('day', col) = v → [v, v + 1 day)",
       "SELECT kind FROM events WHERE date_trunc('day', ts) = '2024-03-01'",
       'non_sargable_predicate',
-      "SELECT kind FROM events WHERE (ts >= '2024-03-01' AND ts < '2024-03-01' + interval '1 day' AND date_trunc('day', '2024-03-01') = '2024-03-01')",
+      "SELECT kind FROM events WHERE (ts >= CAST('2024-03-01' AS timestamp without time zone) AND ts < CAST('2024-03-01' AS timestamp without time zone) + interval '1 day' AND date_trunc('day', CAST('2024-03-01' AS timestamp without time zone)) = CAST('2024-03-01' AS timestamp without time zone))",
+    ],
+    [
+      "date_trunc('quarter', col) = $1 → [v, v + 3 months)",
+      "SELECT id FROM orders WHERE date_trunc('quarter', created_at) = $1",
+      'non_sargable_predicate',
+      "SELECT id FROM orders WHERE (created_at >= CAST($1 AS timestamp with time zone) AND created_at < CAST($1 AS timestamp with time zone) + interval '3 months' AND date_trunc('quarter', CAST($1 AS timestamp with time zone)) = CAST($1 AS timestamp with time zone))",
     ],
     [
       'extract(year from col) = N → one year',
