@@ -70,4 +70,14 @@ CREATE INDEX suggestions_status_target_idx ON dbopt.suggestions (status, target)
 COMMENT ON TABLE dbopt.suggestions IS 'Advisor output: index, drop-index and rewrite suggestions with their lifecycle';
 `,
   },
+  {
+    version: 3,
+    name: 'metric history pruned by time',
+    // collect-metrics prunes every minute (DELETE … WHERE at < $1): without this index that
+    // is a sequential scan of the whole history, ~0.4 s and 90 MB of buffers at 3 targets ×
+    // 30 metrics × 14 days, on the repository database (by default the watched primary).
+    sql: `
+CREATE INDEX metric_history_at_idx ON dbopt.metric_history (at);
+`,
+  },
 ]);

@@ -44,9 +44,10 @@ describe('repository migrations and store', () => {
     // Assess
     const applied = results.flatMap((r) => r.applied).sort();
     expect(applied).toEqual(MIGRATIONS.map((m) => m.version));
-    expect(results.map((r) => r.version)).toEqual([2, 2]);
+    const newest = Math.max(...MIGRATIONS.map((m) => m.version));
+    expect(results.map((r) => r.version)).toEqual([newest, newest]);
     const { rows } = await pool.query('SELECT version FROM dbopt.schema_migrations ORDER BY 1');
-    expect(rows.map((r) => r.version)).toEqual([1, 2]);
+    expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
   });
 
   it('a second run changes nothing', async () => {
@@ -57,7 +58,10 @@ describe('repository migrations and store', () => {
     const again = await migrateRepository(pool);
 
     // Assess
-    expect(again).toEqual({ applied: [], version: 2 });
+    expect(again).toEqual({
+      applied: [],
+      version: Math.max(...MIGRATIONS.map((m) => m.version)),
+    });
     expect((await pool.query(SQL_SCHEMA_SHAPE)).rows).toEqual(before);
     expect(before.length).toBeGreaterThan(20);
   });
@@ -74,7 +78,11 @@ describe('repository migrations and store', () => {
     // Prepare
     const broken = [
       ...MIGRATIONS,
-      { version: 3, name: 'broken', sql: 'CREATE TABLE dbopt.half (a int); SELECT 1/0' },
+      {
+        version: Math.max(...MIGRATIONS.map((m) => m.version)) + 1,
+        name: 'broken',
+        sql: 'CREATE TABLE dbopt.half (a int); SELECT 1/0',
+      },
     ];
 
     // Act
@@ -83,10 +91,12 @@ describe('repository migrations and store', () => {
     // Assess
     expect(error).toBeInstanceOf(RepositoryError);
     expect(error).toMatchObject({ code: 'MIGRATION_FAILED' });
-    expect((error as Error).message).toContain('migration 3 (broken)');
+    expect((error as Error).message).toContain(`migration ${broken.at(-1)?.version} (broken)`);
     const { rows } = await pool.query("SELECT to_regclass('dbopt.half') AS half");
     expect(rows[0].half).toBeNull();
-    expect((await migrateRepository(pool)).version).toBe(2);
+    expect((await migrateRepository(pool)).version).toBe(
+      Math.max(...MIGRATIONS.map((m) => m.version)),
+    );
   });
 
   it('keeps only the latest snapshot per target and kind', async () => {
@@ -135,6 +145,27 @@ describe('repository migrations and store', () => {
     expect(await repo.metricSeries('s1', 'skipped', at(0))).toEqual([]);
     expect(pruned).toBe(2);
     expect(await repo.metricSeries('s1', 'cacheHitRatio', at(0))).toHaveLength(1);
+  });
+
+  it('prunes metric history through an index on its time, not a scan of the whole history', async () => {
+    // Prepare: planner statistics of a big history table (a week of ten metrics a minute),
+    // all younger than the 14 days kept, as in steady state.
+    await pool.query(
+      `INSERT INTO dbopt.metric_history (target, metric, at, value)
+       SELECT 'prune', 'm' || m, now() - g * interval '1 minute', 1
+       FROM generate_series(1, 10080) AS g, generate_series(1, 10) AS m
+       ON CONFLICT DO NOTHING`,
+    );
+    await pool.query('ANALYZE dbopt.metric_history');
+    // Act
+    const { rows } = await pool.query(
+      `EXPLAIN (FORMAT JSON) DELETE FROM dbopt.metric_history WHERE at < now() - interval '14 days'`,
+    );
+    // Assess
+    const plan = JSON.stringify(rows[0]);
+    expect(plan).not.toContain('Seq Scan');
+    expect(plan).toContain('metric_history_at_idx');
+    await pool.query(`DELETE FROM dbopt.metric_history WHERE target = 'prune'`);
   });
 
   it('stores, updates and deletes alert state per target and kind', async () => {
