@@ -228,8 +228,9 @@ export const retryPendingAnnouncements = async (
   const failures: AnnounceFailure[] = [];
   let announced = 0;
   if (!deps.announce) return { announced, failures };
+  // A suggestion rejected meanwhile (auto-apply found it useless) is not worth announcing.
   const pending = (await deps.repository.listSuggestions({ target })).filter(
-    (s) => s.outcome?.announcePending !== undefined,
+    (s) => s.outcome?.announcePending !== undefined && s.status !== 'rejected',
   );
   for (const s of pending) {
     const failure = await announceSuggestion(deps.announce, s.id, s);
