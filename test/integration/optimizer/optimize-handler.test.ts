@@ -188,7 +188,8 @@ describe('optimize Lambda (SQS → advisor → repository → SNS)', () => {
   });
 
   it('announces a new suggestion in a later run when SNS refused it the first time', async () => {
-    // Prepare: one new suggestion (a NOT IN rewrite, kept at any cost: a correctness fix).
+    // Prepare: one new suggestion (a NOT IN rewrite over a nullable column, kept at any cost:
+    // a correctness fix).
     const notIn = event([
       {
         id: 'm-not-in',
@@ -196,7 +197,7 @@ describe('optimize Lambda (SQS → advisor → repository → SNS)', () => {
           queryId: '103',
           fingerprint: 'fp-not-in',
           query:
-            "SELECT o.id FROM orders o WHERE o.customer_id NOT IN (SELECT p.id FROM orders p WHERE p.status = 'x')",
+            "SELECT o.id FROM orders o WHERE o.note NOT IN (SELECT p.status FROM orders p WHERE p.status = 'x')",
         }),
       },
     ]);
