@@ -144,7 +144,18 @@ SET status = $2,
     updated_at = now()
 WHERE id = $1`;
 
-const toDate = (value: unknown): Date => (value instanceof Date ? value : new Date(String(value)));
+/** Text with a zone designator at its end: Z, +hh, +hh:mm or +hhmm. */
+const HAS_ZONE = /(?:Z|[+-]\d{2}(?::?\d{2})?)$/i;
+
+/**
+ * pg returns timestamptz as a Date. The RDS Data API returns it as text in UTC without a zone
+ * ("2026-11-27 10:00:00.123"), which `new Date()` would read in the process's local time zone.
+ */
+const toDate = (value: unknown): Date => {
+  if (value instanceof Date) return value;
+  const text = String(value).trim();
+  return new Date(HAS_ZONE.test(text) ? text : `${text.replace(' ', 'T')}Z`);
+};
 
 const toSuggestion = (row: Record<string, unknown>): Suggestion => ({
   id: Number(row.id),
