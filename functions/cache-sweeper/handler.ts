@@ -4,58 +4,18 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { Redis } from 'ioredis';
-import { cacheSettingsFromConfig, createResultCache, redisOptionsFromConfig } from '#shared/cache';
-import { loadConfig, shardUrlsOf } from '#shared/config';
-import { createDatabase, databaseOptionsFromConfig } from '#shared/db';
-import { ConfigError } from '#shared/errors';
-import { createRedisSnapshotStore, createSweeper, runSweepLoop } from '#shared/freshness';
+import { loadConfig } from '#shared/config';
+import { runSweepLoop } from '#shared/freshness';
+import { createSweeperRuntime } from './deps.ts';
 
-// Once per cold start. The sweeper bumps the cache's table versions for writes that bypassed
-// the query API, so it needs the same Redis and key prefix as the query function.
+// Once per cold start: config and clients (pools and Redis connect lazily).
 const config = loadConfig();
-if (!config.REDIS_URL) throw new ConfigError('REDIS_URL is required by the cache sweeper');
 const logger = new Logger({ serviceName: config.SERVICE_NAME, logLevel: config.LOG_LEVEL });
 const metrics = new Metrics({
   namespace: config.METRICS_NAMESPACE,
   serviceName: config.SERVICE_NAME,
 });
-const dbOptions = databaseOptionsFromConfig(config);
-const redis = new Redis(config.REDIS_URL, redisOptionsFromConfig(config));
-redis.on('error', (err: Error) => logger.warn('redis connection error', { reason: err.message }));
-const cache = createResultCache({ ...cacheSettingsFromConfig(config), redis, metrics, logger });
-const store = createRedisSnapshotStore(redis, {
-  keyPrefix: `${config.CACHE_KEY_PREFIX}:freshness:snapshot`,
-});
-// Every target the query API caches for: the primary (CACHE_TARGET) and each shard.
-const targets = [
-  { name: config.CACHE_TARGET, db: createDatabase(dbOptions, logger) },
-  ...Object.entries(shardUrlsOf(config)).map(([name, url]) => ({
-    name,
-    db: createDatabase({ ...dbOptions, connectionString: url }, logger),
-  })),
-];
-const sweepers = targets.map(({ name, db }) =>
-  createSweeper({
-    db,
-    target: name,
-    store,
-    bump: (tables) => cache.bumpTablesStrict(name, tables),
-    metrics,
-    logger,
-  }),
-);
-/** One sweep of every target, in parallel; a failing target fails this sweep (retried next). */
-const sweeper = {
-  sweepOnce: async () => {
-    const results = await Promise.all(sweepers.map((s) => s.sweepOnce()));
-    return {
-      changed: results.flatMap((r, i) => r.changed.map((t) => `${targets[i]?.name}:${t}`)),
-      reset: results.some((r) => r.reset),
-      durationMs: Math.max(...results.map((r) => r.durationMs)),
-    };
-  },
-};
+const { redis, sweeper, shutdown } = createSweeperRuntime(config, { logger, metrics });
 
 /** Time kept back at the end of an invocation for the last sweep and the metrics flush. */
 const END_MARGIN_MS = 5_000;
@@ -69,13 +29,8 @@ export const runSweeps = async (limit: { signal: AbortSignal } | { deadlineMs: n
       .connect()
       .catch((err: Error) => logger.warn('redis connect failed', { reason: err.message }));
   }
-  return runSweepLoop({
-    sweeper,
-    intervalMs: config.CACHE_SWEEP_INTERVAL_MS,
-    metrics,
-    logger,
-    ...limit,
-  });
+  const loop = { sweeper, intervalMs: config.CACHE_SWEEP_INTERVAL_MS, metrics, logger };
+  return runSweepLoop({ ...loop, ...limit });
 };
 
 /** EventBridge Scheduler, every minute: sweep for (almost) the whole invocation. */
@@ -85,7 +40,5 @@ export const handler = middy(async (_event: unknown, context: Context) =>
   .use(injectLambdaContext(logger))
   .use(logMetrics(metrics));
 
-export const shutdown = async (): Promise<void> => {
-  redis.disconnect();
-  await Promise.all(targets.map(({ db }) => db.end()));
-};
+/** Closes the pools and Redis; local mode calls it on Ctrl-C. */
+export { shutdown };
