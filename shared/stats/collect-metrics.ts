@@ -6,7 +6,6 @@ import {
   type HealthThresholds,
   type TrendVerdict,
 } from '#shared/analysis';
-import { DatabaseUnavailableError } from '#shared/errors';
 import { type MetricsSink, MetricUnit } from '#shared/metrics';
 import type { StoredSnapshot } from '#shared/repository';
 import {
@@ -16,7 +15,7 @@ import {
   parseDatabaseSnapshot,
   readDatabaseSnapshot,
 } from './database.ts';
-import { pgStatStatementsMissingMessage } from './errors.ts';
+import { isTargetUnreachable, pgStatStatementsMissingMessage } from './errors.ts';
 import { buildHealthSample, metricValuesOf } from './sample.ts';
 import type { StatsSettings } from './settings.ts';
 import type { StatsTarget, TargetMetricsPublisher } from './targets.ts';
@@ -234,7 +233,7 @@ const collectTarget = async (
     );
   } catch (err) {
     const error = asError(err);
-    const unreachable = error instanceof DatabaseUnavailableError;
+    const unreachable = isTargetUnreachable(error);
     const condition: AlertCondition = unreachable
       ? unreachableCondition(target, error)
       : {

@@ -1,9 +1,8 @@
-import { DatabaseUnavailableError } from '#shared/errors';
 import { type MetricsSink, MetricUnit } from '#shared/metrics';
 import type { SqlAnalyzer } from '#shared/sql';
 import type { StatsLogger, StatsRepository } from './collect-metrics.ts';
 import { readServerInfo } from './database.ts';
-import { StatsError } from './errors.ts';
+import { isTargetUnreachable, StatsError } from './errors.ts';
 import {
   explainGenericPlan,
   type Finding,
@@ -173,12 +172,11 @@ const collectTarget = async (
     });
   } catch (err) {
     const error = asError(err);
-    const status =
-      error instanceof DatabaseUnavailableError
-        ? 'unreachable'
-        : error instanceof StatsError && error.code === 'PG_STAT_STATEMENTS_MISSING'
-          ? 'pg_stat_statements_missing'
-          : 'failed';
+    const status = isTargetUnreachable(error)
+      ? 'unreachable'
+      : error instanceof StatsError && error.code === 'PG_STAT_STATEMENTS_MISSING'
+        ? 'pg_stat_statements_missing'
+        : 'failed';
     return { target: target.name, database, status, ...empty, error };
   }
   const diff = diffStatementStats(prev, read);

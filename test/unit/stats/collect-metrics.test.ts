@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type AlertCondition, createAlerter, createMemoryAlertStateStore } from '#shared/alerts';
 import { DEFAULT_HEALTH_THRESHOLDS } from '#shared/analysis';
 import type { Queryable } from '#shared/db';
+import { mapDbError } from '#shared/db';
 import { DatabaseUnavailableError, SqlSyntaxError } from '#shared/errors';
 import { noMetrics } from '#shared/metrics';
 import {
@@ -108,6 +109,31 @@ describe('collectMetrics', () => {
     expect(reconciled[1]?.partial).toBe(false);
     expect(reconciled[1]?.conditions.map((c) => c.kind)).toContain('connections');
     expect(published).toContainEqual({ target: 'down', values: { TargetUp: 0 } });
+  });
+
+  it.each<[string, Error, string, string]>([
+    [
+      'a client-side timeout (the server never answered)',
+      mapDbError(new Error('Query read timeout')),
+      'unreachable',
+      'unreachable',
+    ],
+    [
+      'a server-side cancel (SQLSTATE 57014: alive, but slow)',
+      mapDbError(
+        Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }),
+      ),
+      'failed',
+      'collect_failed',
+    ],
+  ])('classifies %s', async (_name, err, status, kind) => {
+    // Prepare
+    const { d, reconciled } = deps([target('t', () => Promise.reject(err))]);
+    // Act
+    const run = await collectMetrics(d);
+    // Assess
+    expect(run.targets[0]?.status).toBe(status);
+    expect(reconciled[0]?.conditions.map((c) => c.kind)).toEqual([kind]);
   });
 
   it('reports a failed read that is not a connection problem as collect_failed WARNING', async () => {
