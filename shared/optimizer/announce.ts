@@ -26,6 +26,18 @@ export interface AnnounceFailure {
 }
 
 const MAX_SUBJECT_CHARS = 100;
+/** SNS takes at most 256 KiB per message (body and attributes); long SQL is cut well below. */
+const MAX_MESSAGE_BYTES = 200_000;
+
+const truncateUtf8 = (text: string, maxBytes: number): string => {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  const cut = bytes
+    .subarray(0, maxBytes)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '');
+  return `${cut}\n… (cut to ${maxBytes} bytes; the full text is in the repository)`;
+};
 const BASE_DELAY_MS = 200;
 
 /** The Publish input for one new suggestion: a readable body, filterable attributes. */
@@ -63,7 +75,7 @@ export const buildSuggestionPublishInput = (
     TopicArn: topicArn,
     Subject:
       subject.length > MAX_SUBJECT_CHARS ? `${subject.slice(0, MAX_SUBJECT_CHARS - 1)}…` : subject,
-    Message: lines.join('\n'),
+    Message: truncateUtf8(lines.join('\n'), MAX_MESSAGE_BYTES),
     MessageAttributes: {
       kind: { DataType: 'String', StringValue: kind },
       target: { DataType: 'String', StringValue: suggestion.target },

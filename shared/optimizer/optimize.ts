@@ -196,6 +196,9 @@ export const optimizeSlowQuery = async (
   };
 };
 
+/** Runs that try to announce one suggestion before giving up (the first included). */
+const MAX_ANNOUNCE_RUNS = 5;
+
 /**
  * Marks a suggestion whose announcement failed after its retries (`outcome.announcePending`,
  * status kept): it is stored now, so a later run sees it as not new and would never announce
@@ -213,6 +216,7 @@ const rememberPendingAnnouncement = async (
       attempts: failure.attempts,
       error: failure.error.message,
       at: new Date().toISOString(),
+      runs: 1,
     },
   });
 };
@@ -228,9 +232,15 @@ export const retryPendingAnnouncements = async (
   const failures: AnnounceFailure[] = [];
   let announced = 0;
   if (!deps.announce) return { announced, failures };
-  // A suggestion rejected meanwhile (auto-apply found it useless) is not worth announcing.
+  // A suggestion rejected meanwhile (auto-apply found it useless) is not worth announcing;
+  // one refused MAX_ANNOUNCE_RUNS times (a permanent error) is given up, not retried forever.
+  const runsOf = (s: { outcome: Record<string, unknown> | null }): number =>
+    Number((s.outcome?.announcePending as { runs?: number } | undefined)?.runs ?? 1);
   const pending = (await deps.repository.listSuggestions({ target })).filter(
-    (s) => s.outcome?.announcePending !== undefined && s.status !== 'rejected',
+    (s) =>
+      s.outcome?.announcePending !== undefined &&
+      s.status !== 'rejected' &&
+      runsOf(s) < MAX_ANNOUNCE_RUNS,
   );
   for (const s of pending) {
     const failure = await announceSuggestion(deps.announce, s.id, s);
@@ -239,6 +249,15 @@ export const retryPendingAnnouncements = async (
       deps.logger.error('announcing a suggestion failed again', {
         suggestionId: s.id,
         err: failure.error,
+      });
+      await deps.repository.setSuggestionStatus(s.id, s.status, {
+        ...(s.outcome ?? {}),
+        announcePending: {
+          attempts: failure.attempts,
+          error: failure.error.message,
+          at: new Date().toISOString(),
+          runs: runsOf(s) + 1,
+        },
       });
       continue;
     }

@@ -10,7 +10,8 @@ import {
   processSlowQueryBatch,
   suggestionTopicOf,
 } from '#shared/optimizer';
-import type { NewSuggestion } from '#shared/repository';
+import type { NewSuggestion, Suggestion } from '#shared/repository';
+import { retryPendingAnnouncements } from '../../../shared/optimizer/optimize.ts';
 
 const validBody = (overrides: Record<string, unknown> = {}) =>
   JSON.stringify({
@@ -158,6 +159,84 @@ describe('processSlowQueryBatch', () => {
     expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'a' }, { itemIdentifier: 'b' }]);
     expect(logged[0]).toContain('findings');
     expect(logged[1]).toContain('No database is configured for target "nowhere"');
+  });
+});
+
+describe('announcements that failed in an earlier run', () => {
+  const stored = (id: number, outcome: Record<string, unknown> | null, status = 'proposed') =>
+    ({
+      ...INDEX,
+      id,
+      status,
+      outcome,
+      createdAt: new Date(0),
+      updatedAt: new Date(0),
+    }) as Suggestion;
+
+  it('retries pending ones, clears the mark on success and gives up after 5 runs', async () => {
+    // Prepare
+    const rows = [
+      stored(1, { announcePending: { runs: 1 } }),
+      stored(2, { announcePending: { runs: 4 } }),
+      stored(3, { announcePending: { runs: 5 } }),
+      stored(4, { announcePending: { runs: 1 } }, 'rejected'),
+      stored(5, null),
+    ];
+    const saved: Array<{ id: number; status: string; outcome?: Record<string, unknown> }> = [];
+    const published: string[] = [];
+    const sns = {
+      send: async (command: PublishCommand) => {
+        const id = /Suggestion #(\d+)/.exec(command.input.Message ?? '')?.[1] ?? '?';
+        published.push(id);
+        if (id === '2') throw Object.assign(new Error('denied'), { name: 'AuthorizationError' });
+        return { MessageId: 'm' };
+      },
+    };
+    const deps = {
+      announce: { sns, topicArn: 'arn:t', retries: 0, sleep: async () => {} },
+      repository: {
+        listSuggestions: async () => rows,
+        setSuggestionStatus: async (
+          id: number,
+          status: string,
+          outcome?: Record<string, unknown>,
+        ) => void saved.push({ id, status, outcome }),
+      },
+      logger: { error: () => {} },
+    } as unknown as Parameters<typeof retryPendingAnnouncements>[0];
+
+    // Act
+    const result = await retryPendingAnnouncements(deps, 'primary');
+
+    // Assess
+    expect(published).toEqual(['1', '2']);
+    expect(result.announced).toBe(1);
+    expect(result.failures.map((f) => f.suggestionId)).toEqual([2]);
+    expect(saved).toEqual([
+      { id: 1, status: 'proposed', outcome: {} },
+      {
+        id: 2,
+        status: 'proposed',
+        outcome: { announcePending: expect.objectContaining({ runs: 5, error: 'denied' }) },
+      },
+    ]);
+  });
+
+  it('cuts a message over the SNS size limit instead of failing to publish it', () => {
+    // Prepare
+    const huge = `SELECT ${'x, '.repeat(150_000)}1`;
+    // Act
+    const input = buildSuggestionPublishInput('arn:t', 3, {
+      ...INDEX,
+      kind: 'rewrite',
+      ddl: null,
+      payload: { rule: 'or_list', originalSql: huge, rewrittenSql: huge },
+    });
+    // Assess
+    const bytes = Buffer.byteLength(input.Message ?? '', 'utf8');
+    expect(bytes).toBeLessThan(256 * 1024 - 2_000);
+    expect(input.Message).toContain('Suggestion #3');
+    expect(input.Message).toContain('the full text is in the repository');
   });
 });
 
