@@ -176,6 +176,19 @@ describe('buildHealthSample / metricValuesOf', () => {
     });
   });
 
+  it('publishes the interval cache hit ratio and mean statement time in their units (percent, ms)', () => {
+    // Prepare: 900 of 1,000 blocks from the cache; 100 statements taking 500 ms in all.
+    const curr = snapshot(
+      { takenAt: ONE_MINUTE_LATER, statements: { calls: 2_100, totalMs: 4_500 } },
+      { blksHit: 9_900, blksRead: 1_100 },
+    );
+    // Act
+    const values = metricValuesOf(curr, diffDatabaseSnapshots(snapshot(), curr));
+    // Assess
+    expect(values.CacheHitRatio).toBeCloseTo(90, 9);
+    expect(values.MeanQueryTimeMs).toBe(5);
+  });
+
   it('publishes ratios as percent and leaves out what was not measured', () => {
     // Act
     const values = metricValuesOf(snapshot(), diffDatabaseSnapshots(undefined, snapshot()));

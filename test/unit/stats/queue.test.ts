@@ -5,7 +5,9 @@ import {
   type SlowQueryMessage,
   SlowQueryMessageSchema,
   sendSlowQueryMessages,
+  toSlowQueryMessage,
 } from '#shared/stats';
+import { MAX_QUERY_CHARS } from '../../../shared/stats/message.ts';
 
 const QUEUE = 'https://sqs.eu-west-1.amazonaws.com/000000000000/slow';
 
@@ -158,5 +160,29 @@ describe('SlowQueryMessageSchema', () => {
   ])('refuses %s', (_name, patch) => {
     // Act / Assess
     expect(SlowQueryMessageSchema.safeParse({ ...message(0), ...patch }).success).toBe(false);
+  });
+});
+
+describe('toSlowQueryMessage', () => {
+  it('caps a long statement text at MAX_QUERY_CHARS so a message stays far below the SQS limit', () => {
+    // Prepare
+    const { query: _query, ...rest } = message(0);
+    const statement = {
+      ...rest,
+      query: `SELECT ${'x, '.repeat(20_000)}1`,
+      sumSquaresMs2: 0,
+      entries: 1,
+    };
+    // Act
+    const built = toSlowQueryMessage(statement, {
+      target: 'primary',
+      database: 'app',
+      intervalSeconds: 300,
+      observedAt: new Date('2026-11-27T10:00:00Z'),
+      findings: [],
+    });
+    // Assess
+    expect(built.query).toHaveLength(MAX_QUERY_CHARS);
+    expect(statement.query.startsWith(built.query)).toBe(true);
   });
 });
