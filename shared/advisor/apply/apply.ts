@@ -4,10 +4,17 @@ import { type IndexDdl, prepareIndexDdl, quoteIdent } from './ddl.ts';
 import { ApplyError } from './errors.ts';
 import { type MeanTimeBaseline, readMeanTimeBaselines } from './mean-times.ts';
 
+/** A statement with its own driver-side time limit (a `pg` QueryConfig). */
+export interface LongQuery {
+  readonly text: string;
+  /** ms; above the server's statement_timeout so the server's clean cancel comes first. */
+  readonly query_timeout: number;
+}
+
 /** One session on a DIRECT connection (not RDS Proxy): session SETs and CONCURRENTLY need it. */
 export interface ApplySession {
   query<R extends Record<string, unknown> = Record<string, unknown>>(
-    sql: string,
+    sql: string | LongQuery,
     params?: unknown[],
   ): Promise<{ rows: R[] }>;
   release(err?: Error | boolean): void;
@@ -101,6 +108,17 @@ SELECT /* dbopt */ hypopg_relation_size(h.indexrelid) AS size_bytes
 FROM hypopg_create_index($1) h`;
 
 const DEFAULT_SLOWER_TOLERANCE = 0.01;
+const LONG_QUERY_GRACE_MS = 5_000;
+
+/**
+ * A build or drop may run up to `serverLimitMs` (its statement_timeout); the pool's default
+ * client-side query_timeout is much shorter. Without this the driver gave up on a long build
+ * while the server finished it, and the "failed" build's cleanup dropped the good index.
+ */
+const longQuery = (text: string, serverLimitMs: number): LongQuery => ({
+  text,
+  query_timeout: Math.trunc(serverLimitMs) + LONG_QUERY_GRACE_MS,
+});
 const EXPLAIN_TIMEOUT_MS = 10_000;
 
 /**
@@ -353,7 +371,7 @@ const build = async (
     `SET lock_timeout = ${Math.trunc(limits.lockTimeoutMs)}; SET statement_timeout = ${Math.trunc(limits.maxBuildMs)}`,
   );
   try {
-    await session.query(ddl.concurrentDdl);
+    await session.query(longQuery(ddl.concurrentDdl, limits.maxBuildMs));
   } catch (err) {
     const sqlState = (err as { code?: string }).code;
     const cleanup = await cleanUpAfterFailure(session, qualifiedIndex, limits);
@@ -413,5 +431,5 @@ export const dropIndex = async (
 ): Promise<void> => {
   const waitMs = Math.trunc(Math.max(limits.maxBuildMs, limits.lockTimeoutMs));
   await session.query(`SET lock_timeout = ${waitMs}; SET statement_timeout = ${waitMs}`);
-  await session.query(`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIndex}`);
+  await session.query(longQuery(`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIndex}`, waitMs));
 };

@@ -161,6 +161,37 @@ describe('verified apply on PostgreSQL 15', () => {
     ]);
   });
 
+  it("keeps an index whose build outlasts the pool's client-side query timeout", async () => {
+    // Prepare: a pool whose driver gives up on a query after 1 s; a write in an open
+    // transaction makes the concurrent build wait ~2 s for it (well within lock_timeout).
+    const shortDb = createDatabase(testDatabaseOptions(url, { poolMax: 2, queryTimeoutMs: 1_000 }));
+    const blocker = new pg.Client(url);
+    await blocker.connect();
+    await blocker.query("BEGIN; INSERT INTO t VALUES (100002, 1, 1, 'blocker')");
+    const released = new Promise((resolve) => setTimeout(resolve, 2_000)).then(() =>
+      blocker.query('ROLLBACK'),
+    );
+    try {
+      // Act
+      const outcome = await applyIndex(
+        { connect: () => shortDb.pool().connect() },
+        {
+          ddl: 'CREATE INDEX t_a_slow_idx ON t (a)',
+          statements: SERVED,
+          limits: { ...LIMITS, lockTimeoutMs: 20_000 },
+        },
+      );
+      // Assess
+      expect(outcome).toMatchObject({ status: 'verified', indexName: 't_a_slow_idx' });
+      expect(await indexNames()).toEqual(['t_a_slow_idx', 't_pkey']);
+    } finally {
+      await released;
+      await blocker.end();
+      await shortDb.end();
+      await runSql(url, 'DROP INDEX IF EXISTS t_a_slow_idx');
+    }
+  });
+
   it.each([
     ['a DROP', 'DROP TABLE t'],
     ['two statements', 'CREATE INDEX x1 ON t (a); CREATE INDEX x2 ON t (b)'],
