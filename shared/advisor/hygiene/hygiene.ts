@@ -81,6 +81,8 @@ JOIN pg_am am ON am.oid = ic.relam
 LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
 WHERE ns.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'dbopt')
   AND ns.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND ic.relkind = 'i'
+  AND NOT ic.relispartition
 ORDER BY ns.nspname, tc.relname, ic.relname`;
 
 const SQL_FOREIGN_KEYS = `
@@ -129,6 +131,8 @@ const DAY_MS = 86_400_000;
  * referencing columns (dropping it makes every DELETE on the referenced table scan this one).
  *
  * Scan counts are per server: an index used only on a read replica looks unused here.
+ * Partitioned indexes are left out: the parent counts no scans (its partitions do), neither
+ * it nor an attached partition index can be dropped CONCURRENTLY / on its own.
  *
  * @see https://www.postgresql.org/docs/15/monitoring-stats.html#MONITORING-PG-STAT-ALL-INDEXES-VIEW
  */
