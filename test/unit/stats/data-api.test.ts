@@ -80,6 +80,7 @@ describe('RDS Data API Queryable', () => {
     ['SELECT /* $1 /* $2 */ */ $3', 'SELECT /* $1 /* $2 */ */ :p3'],
     ['SELECT $tag$ $1 $tag$, $$ $2 $$, $3', 'SELECT $tag$ $1 $tag$, $$ $2 $$, :p3'],
     ["SELECT E'\\' $1', $2", "SELECT E'\\' $1', :p2"],
+    ['SELECT a$1 FROM t WHERE b = $1', 'SELECT a$1 FROM t WHERE b = :p1'],
   ])('rewrites placeholders only outside literals and comments: %s', (sql, expected) => {
     // Act / Assess
     expect(toNamedPlaceholders(sql)).toBe(expected);

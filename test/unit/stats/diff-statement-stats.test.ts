@@ -76,6 +76,8 @@ describe('diffStatementStats', () => {
     expect(diff.deltas[0]).toMatchObject({
       calls: 10,
       totalExecTimeMs: 200,
+      // Kept for the ranking, which merges entries and derives their stddev from it.
+      sumSquaresMs2: 5_000,
       rows: 15,
       sharedBlksHit: 100,
       sharedBlksRead: 20,
