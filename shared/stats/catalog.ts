@@ -111,10 +111,15 @@ AND NOT i.indisprimary
 ORDER BY pg_relation_size(s.indexrelid) DESC
 LIMIT $1`;
 
-/** On a primary: the largest replay lag of its streaming replicas (NULL without replicas). */
+/**
+ * On a primary: the largest replay lag of its streaming replicas (NULL without replicas).
+ * replay_lag turns NULL once a streaming standby has caught up and no WAL is flowing: that is
+ * no lag (0), not "unknown" (a standby still in catch-up stays NULL).
+ * https://www.postgresql.org/docs/15/monitoring-stats.html#MONITORING-PG-STAT-REPLICATION-VIEW
+ */
 export const PRIMARY_REPLICATION_SQL = `SELECT /* dbopt */
   count(*)::int AS replicas,
-  max(extract(epoch FROM r.replay_lag))::float8 AS lag_seconds
+  max(coalesce(extract(epoch FROM r.replay_lag), CASE WHEN r.state = 'streaming' THEN 0 END))::float8 AS lag_seconds
 FROM pg_catalog.pg_stat_replication AS r`;
 
 /**
