@@ -212,7 +212,7 @@ describe('collectMetrics', () => {
     },
   );
 
-  it('keeps open the alerts whose check could not be measured this interval, resolves the measured ones', async () => {
+  it('keeps open the alerts whose check could not be measured this interval, resolves the measured and inapplicable ones', async () => {
     // Prepare: open alerts from earlier runs; this run is a baseline (no previous snapshot), so
     // the cache hit ratio, mean statement time and trends have no value, long transactions do (0 s).
     const opened = new Date('2026-11-27T09:00:00Z');
@@ -229,6 +229,9 @@ describe('collectMetrics', () => {
       open('mean_query_time'),
       open('trend_mean_query_time'),
       open('long_transaction'),
+      // Not applicable rather than unmeasured: no replicas, no table big enough to count.
+      open('replication_lag'),
+      open('dead_tuples'),
     ]);
     const { d } = deps([target('t', () => undefined)]);
     d.alerter = createAlerter({ store, cooldownMs: 1_800_000, logger });
@@ -239,6 +242,8 @@ describe('collectMetrics', () => {
       ['connections', 'opened'],
       ['pg_stat_statements_missing', 'opened'],
       ['long_transaction', 'resolved'],
+      ['replication_lag', 'resolved'],
+      ['dead_tuples', 'resolved'],
     ]);
     expect(store.states().map((s) => s.kind)).toEqual([
       'cache_hit_ratio',
