@@ -389,6 +389,13 @@ export const generateCandidates = (
       });
       continue;
     }
+    if (table.partitioned) {
+      rejected.push({
+        candidate: c,
+        reason: `${table.key} is partitioned: PostgreSQL 15 cannot CREATE INDEX CONCURRENTLY on it (a plain CREATE INDEX blocks writes to every partition). Create the index ON ONLY ${table.key}, build it CONCURRENTLY on each partition and ALTER INDEX … ATTACH PARTITION each one`,
+      });
+      continue;
+    }
     const existing = table.indexes.find(
       (ix) =>
         ix.valid &&

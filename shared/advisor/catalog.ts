@@ -49,6 +49,8 @@ export interface TableInfo {
   pages: number;
   /** False when the table has never been analysed (estimates are guesses). */
   analysed: boolean;
+  /** A partitioned table (relkind 'p'): no CREATE INDEX CONCURRENTLY on it in PostgreSQL 15. */
+  partitioned?: boolean;
   columns: Map<string, ColumnInfo>;
   indexes: ExistingIndex[];
   /** Column lists of foreign keys declared on this table. */
@@ -66,7 +68,7 @@ export interface Catalog {
 
 const TABLES_SQL = `
 SELECT /* dbopt */ r.name AS requested, c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name,
-       c.reltuples::float8 AS reltuples, c.relpages::int8 AS pages,
+       c.reltuples::float8 AS reltuples, c.relpages::int8 AS pages, c.relkind = 'p' AS partitioned,
        (pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8 AS actual_pages
 FROM unnest($1::text[]) AS r(name)
 JOIN pg_class c ON c.oid = to_regclass(r.name)
@@ -171,6 +173,7 @@ export const loadCatalog = async (q: Queryable, names: readonly string[]): Promi
     name: string;
     reltuples: number;
     pages: string;
+    partitioned: boolean;
     actual_pages: string;
   }>(TABLES_SQL, [[...new Set(names)]]);
   const byOid = new Map<number, TableInfo>();
@@ -190,6 +193,7 @@ export const loadCatalog = async (q: Queryable, names: readonly string[]): Promi
       rows,
       pages,
       analysed,
+      partitioned: r.partitioned,
       columns: new Map(),
       indexes: [],
       foreignKeys: [],

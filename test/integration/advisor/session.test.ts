@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adviseIndexes, DEFAULT_ADVISOR_OPTIONS } from '#shared/advisor';
 import { createDatabase, type Database } from '#shared/db';
 import type { Candidate } from '../../../shared/advisor/candidates.ts';
 import { AdvisorSession, itemKey } from '../../../shared/advisor/session.ts';
@@ -59,7 +60,12 @@ describe('AdvisorSession cleanup and limits', () => {
       `CREATE EXTENSION IF NOT EXISTS hypopg;
        CREATE TABLE items (id int PRIMARY KEY, owner_id int NOT NULL, attrs jsonb NOT NULL);
        INSERT INTO items SELECT g, g % 3000, jsonb_build_object('k', g % 50) FROM generate_series(1, 30000) g;
-       ANALYZE items;`,
+       CREATE TABLE readings (at date NOT NULL, sensor int NOT NULL, v int) PARTITION BY RANGE (at);
+       CREATE TABLE readings_a PARTITION OF readings FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
+       CREATE TABLE readings_b PARTITION OF readings FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
+       INSERT INTO readings SELECT date '2024-01-01' + g % 360, g % 5000, g FROM generate_series(1, 60000) g;
+       ANALYZE items;
+       ANALYZE readings;`,
     );
     db = createDatabase(testDatabaseOptions(urlOf(DB_NAME), { queryTimeoutMs: 60_000 }));
   });
@@ -100,6 +106,32 @@ describe('AdvisorSession cleanup and limits', () => {
       expect(left).toEqual({ hypothetical: [], built: [] });
     } finally {
       session.close();
+    }
+  });
+
+  it('proposes no CREATE INDEX CONCURRENTLY on a partitioned table (PostgreSQL 15 refuses it) and says what to do', async () => {
+    // Act
+    const report = await adviseIndexes(
+      { db },
+      [
+        {
+          id: 'by_sensor',
+          sql: 'SELECT v FROM readings WHERE sensor = $1',
+          params: [[3], [256]],
+          weightPerHour: 100,
+          kind: 'read',
+        },
+      ],
+      { ...DEFAULT_ADVISOR_OPTIONS, statementTimeoutMs: 20_000 },
+    );
+    // Assess
+    expect(report.proposals).toEqual([]);
+    const reasons = report.rejected
+      .filter((r) => r.candidate.ddl.includes('ON public.readings '))
+      .map((r) => r.reason);
+    expect(reasons.length).toBeGreaterThan(0);
+    for (const reason of reasons) {
+      expect(reason).toMatch(/^public\.readings is partitioned: .* ON ONLY public\.readings/);
     }
   });
 
