@@ -286,9 +286,11 @@ export const fullDelta = (entry: StatementEntry): StatementDelta => ({
  * Per-interval activity of every statement between two readings, keyed by pg_stat_statements'
  * entry identity (userid, dbid, queryid, toplevel). Pure.
  *
- * - no previous reading, or another server version: a baseline, nothing counted;
- * - pg_stat_statements_info.stats_reset moved (full reset): every current entry was created
- *   after the reset, inside the interval, so its counters are counted fully (`reset`);
+ * - no previous reading, another server version, or a stats_reset that moved to a time
+ *   before the previous reading (another server: failover, target changed): a baseline,
+ *   nothing counted;
+ * - pg_stat_statements_info.stats_reset moved into the interval (full reset): every current
+ *   entry was created after the reset, so its counters are counted fully (`reset`);
  * - an entry new since the previous reading was created inside the interval: counted fully;
  * - an entry whose counters went backwards (or, on PostgreSQL 17+, whose `stats_since` is
  *   newer than the previous reading) was deallocated and re-entered or reset by a
@@ -303,7 +305,14 @@ export const diffStatementStats = (
   prev: StoredStatementSnapshot | undefined,
   curr: StatementSnapshot,
 ): StatementDiff => {
-  if (!prev || prev.serverVersionNum !== curr.serverVersionNum) {
+  const prevTakenMs = Date.parse(prev?.takenAt ?? '');
+  const fullReset = prev !== undefined && prev.statsResetAt !== curr.statsResetAt;
+  // A reset inside the interval sets stats_reset to a time after the previous reading. One
+  // that does not (an older stats_reset, or none) belongs to another server: a failover to a
+  // replica, or the target pointed elsewhere. Its cumulative counters (weeks of a reader's
+  // traffic) are no interval's activity.
+  const resetBeforeInterval = fullReset && !(Date.parse(curr.statsResetAt ?? '') > prevTakenMs);
+  if (!prev || prev.serverVersionNum !== curr.serverVersionNum || resetBeforeInterval) {
     return {
       baseline: true,
       reset: false,
@@ -315,9 +324,7 @@ export const diffStatementStats = (
       deltas: [],
     };
   }
-  const fullReset = prev.statsResetAt !== curr.statsResetAt;
-  const intervalSeconds = Math.max(0, (Date.parse(curr.takenAt) - Date.parse(prev.takenAt)) / 1000);
-  const prevTakenMs = Date.parse(prev.takenAt);
+  const intervalSeconds = Math.max(0, (Date.parse(curr.takenAt) - prevTakenMs) / 1000);
   const index = new Map<string, number>();
   for (let i = 0; i < prev.keys.length; i += 1) index.set(prev.keys[i] as string, i * WIDTH);
   const c = prev.counters;

@@ -187,6 +187,20 @@ describe('diffStatementStats', () => {
     expect(diff.deltas).toEqual([]);
   });
 
+  it('starts a new baseline when stats_reset moved to before the previous reading (another server: failover to a long-running reader)', () => {
+    // Prepare: the promoted reader's counters started three weeks ago.
+    const prev = toStoredStatementSnapshot(snapshot([entry('1')]));
+    const curr = snapshot([entry('1', { calls: 9_000_000, totalExecTimeMs: 5e7 })], {
+      takenAt: LATER,
+      statsResetAt: '2026-11-06 08:00:00.123456+00',
+    });
+    // Act
+    const diff = diffStatementStats(prev, curr);
+    // Assess
+    expect(diff.baseline).toBe(true);
+    expect(diff.deltas).toEqual([]);
+  });
+
   it('reports evictions from pg_stat_statements_info.dealloc and entries that disappeared', () => {
     // Prepare
     const prev = toStoredStatementSnapshot(snapshot([entry('1'), entry('2')], { dealloc: 4 }));
