@@ -285,13 +285,19 @@ const collectTarget = async (
   // Not measured is not the same as not applicable: without replicas there is no lag, and
   // without a table big enough to count there is no dead-tuple problem (those alerts resolve).
   const notApplicable = new Set<string>();
-  if (snapshot.replication.replicas === 0) notApplicable.add('replication_lag');
-  if (snapshot.tables.worstDeadTupleRatio === null) notApplicable.add('dead_tuples');
+  if (snapshot.replication.replicas === 0) {
+    notApplicable.add('replication_lag').add('trend_replication_lag');
+  }
+  if (snapshot.tables.worstDeadTupleRatio === null) {
+    notApplicable.add('dead_tuples').add('trend_dead_tuples');
+  }
   const unknownKinds = [
     ...health.checks
       .filter((c) => c.status === 'UNKNOWN' && !notApplicable.has(c.kind))
       .map((c) => c.kind),
-    ...TREND_METRICS.filter((t) => !(t.metric in trend.trends)).map((t) => t.kind),
+    ...TREND_METRICS.filter((t) => !(t.metric in trend.trends) && !notApplicable.has(t.kind)).map(
+      (t) => t.kind,
+    ),
   ];
   if (snapshot.statements === null) {
     conditions.push({

@@ -232,6 +232,7 @@ describe('collectMetrics', () => {
       // Not applicable rather than unmeasured: no replicas, no table big enough to count.
       open('replication_lag'),
       open('dead_tuples'),
+      open('trend_replication_lag'),
     ]);
     const { d } = deps([target('t', () => undefined)]);
     d.alerter = createAlerter({ store, cooldownMs: 1_800_000, logger });
@@ -244,6 +245,7 @@ describe('collectMetrics', () => {
       ['long_transaction', 'resolved'],
       ['replication_lag', 'resolved'],
       ['dead_tuples', 'resolved'],
+      ['trend_replication_lag', 'resolved'],
     ]);
     expect(store.states().map((s) => s.kind)).toEqual([
       'cache_hit_ratio',
