@@ -6,7 +6,7 @@ import {
   RollbackTransactionCommand,
   type SqlParameter,
 } from '@aws-sdk/client-rds-data';
-import { DatabaseUnavailableError, isAppError, QueryTimeoutError } from '#shared/errors';
+import { AppError, DatabaseUnavailableError, isAppError, QueryTimeoutError } from '#shared/errors';
 import { mapDbError } from './errors.ts';
 import type { Queryable } from './transaction.ts';
 
@@ -148,6 +148,35 @@ export const toNamedPlaceholders = (sql: string): string => {
   return out;
 };
 
+/**
+ * The RDS Data API's response limits: at most 1 MiB per ExecuteStatement response and 64 KB per
+ * row of the result set (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html).
+ * Readers that may return more page by key and keep each page well under these.
+ */
+export const DATA_API_RESPONSE_LIMIT_BYTES = 1024 * 1024;
+export const DATA_API_ROW_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * A statement's result was larger than the RDS Data API returns in one response (1 MiB, or
+ * 64 KB for one row). Not retryable as is: the statement must return less (page it by key
+ * with a smaller LIMIT, select fewer or shorter columns), or run over pg inside the VPC.
+ */
+export class DataApiResponseTooLargeError extends AppError {
+  readonly code = 'DATA_API_RESPONSE_TOO_LARGE';
+}
+
+/** Texts of the Data API's BadRequestException when a result exceeds its limits. */
+const RESPONSE_TOO_LARGE_MESSAGES = [
+  'more than the allowed response size limit',
+  'response exceeded size limit',
+  'packet for query is too large',
+];
+
+const isResponseTooLarge = (message: string): boolean => {
+  const lower = message.toLowerCase();
+  return RESPONSE_TOO_LARGE_MESSAGES.some((m) => lower.includes(m));
+};
+
 /** Errors the Data API raises when the cluster cannot serve right now. */
 const UNAVAILABLE_NAMES = new Set([
   'DatabaseUnavailableException',
@@ -196,6 +225,12 @@ export const mapDataApiError = (err: unknown): Error => {
     return new DatabaseUnavailableError(
       'The Data API refused access: check DATA_API_RESOURCE_ARN, DATA_API_SECRET_ARN, that the cluster has the Data API (HTTP endpoint) enabled, and the IAM policy (rds-data:ExecuteStatement, secretsmanager:GetSecretValue)',
       { cause: err, details: { dataApiError: name } },
+    );
+  }
+  if (isResponseTooLarge(message)) {
+    return new DataApiResponseTooLargeError(
+      `The result is larger than the RDS Data API returns in one response (${DATA_API_RESPONSE_LIMIT_BYTES} bytes, ${DATA_API_ROW_LIMIT_BYTES} per row): page the statement by key with a smaller LIMIT or select shorter columns, or read this target over pg (STATS_SOURCE=pg) inside the VPC`,
+      { cause: err, details: { dataApiError: name, limitBytes: DATA_API_RESPONSE_LIMIT_BYTES } },
     );
   }
   const marker = 'SQLState: ';

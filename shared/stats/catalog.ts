@@ -197,6 +197,79 @@ AND s.queryid IS NOT NULL
 AND s.query NOT LIKE '%/* dbopt */%'`;
 };
 
+/**
+ * The key order of paged pg_stat_statements reads: pg_stat_statements' entry identity within
+ * the current database (dbid is fixed by the WHERE clause), `toplevel` from 1.9 on.
+ */
+const keyColumnsFor = (columns: StatementColumns): string =>
+  columns.toplevel ? 's.userid, s.queryid, s.toplevel' : 's.userid, s.queryid';
+
+/** The keyset condition "after ($n, $n+1[, $n+2])"; NULL in the first parameter: from the start. */
+const afterKeyFor = (columns: StatementColumns, first: number): string =>
+  `($${first}::oid IS NULL OR (${keyColumnsFor(columns)}) > ($${first}::oid, $${first + 1}::bigint${columns.toplevel ? `, $${first + 2}::boolean` : ''}))`;
+
+/**
+ * One page of pg_stat_statements counters WITHOUT query texts (`showtext := false` does not
+ * read the query-text file), in key order after the key ($1 userid, $2 queryid[, $3 toplevel];
+ * NULLs for the first page), at most $n rows. For readers with a response size limit (the RDS
+ * Data API returns at most 1 MiB): a row is ~250–400 bytes of JSON, so 1,000 rows stay well
+ * under it. Own statements cannot be left out without their text; the ranking skips them.
+ * https://www.postgresql.org/docs/15/pgstatstatements.html#PGSTATSTATEMENTS-FUNCS
+ */
+export const statementCountersPageSqlFor = (columns: StatementColumns): string => {
+  const t = columns.execTime;
+  const limit = columns.toplevel ? '$4' : '$3';
+  return `SELECT /* dbopt */
+  s.userid::text AS userid,
+  s.dbid::text AS dbid,
+  s.queryid::text AS queryid,
+  ${columns.toplevel ? 's.toplevel' : 'NULL::boolean'} AS toplevel,
+  ${columns.statsSince ? 's.stats_since::text' : 'NULL::text'} AS stats_since,
+  s.calls::float8 AS calls,
+  s.total_${t}::float8 AS total_ms,
+  (s.calls * (s.stddev_${t} ^ 2 + s.mean_${t} ^ 2))::float8 AS sum_squares_ms2,
+  s.rows::float8 AS rows,
+  s.shared_blks_hit::float8 AS shared_blks_hit,
+  s.shared_blks_read::float8 AS shared_blks_read,
+  s.temp_blks_written::float8 AS temp_blks_written
+FROM pg_stat_statements(showtext := false) AS s
+WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())
+AND s.queryid IS NOT NULL
+AND ${afterKeyFor(columns, 1)}
+ORDER BY ${keyColumnsFor(columns)}
+LIMIT ${limit}`;
+};
+
+/**
+ * Query texts of the entries with the queryids in $1 (bigint[]), cut to $2 characters
+ * server-side (4 bytes per character at most: 16,000 stays under the Data API's 64 KB per
+ * row), in key order after the key ($4 userid, $5 queryid[, $6 toplevel]). A page ends once
+ * the JSON-escaped texts before a row add up to $3 bytes (the first row always comes), so a
+ * page is at most $3 bytes plus one text.
+ */
+export const statementTextsPageSqlFor = (columns: StatementColumns): string => `SELECT /* dbopt */
+  t.userid,
+  t.queryid,
+  t.toplevel,
+  t.query
+FROM (
+  SELECT
+    s.userid::text AS userid,
+    s.queryid::text AS queryid,
+    ${columns.toplevel ? 's.toplevel' : 'NULL::boolean'} AS toplevel,
+    left(s.query, $2) AS query,
+    coalesce(octet_length(to_json(left(s.query, $2))::text), 0) AS text_bytes,
+    sum(coalesce(octet_length(to_json(left(s.query, $2))::text), 0)) OVER (ORDER BY ${keyColumnsFor(columns)} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS end_bytes,
+    s.userid AS k0,
+    s.queryid AS k1${columns.toplevel ? ',\n    s.toplevel AS k2' : ''}
+  FROM pg_stat_statements(showtext := true) AS s
+  WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())
+  AND s.queryid = ANY ($1::bigint[])
+  AND ${afterKeyFor(columns, 4)}
+) AS t
+WHERE t.end_bytes - t.text_bytes < $3
+ORDER BY t.k0, t.k1${columns.toplevel ? ', t.k2' : ''}`;
+
 /** Deallocations and the last full reset (pg_stat_statements 1.9+, PostgreSQL 14+). */
 export const STATEMENTS_INFO_SQL = `SELECT /* dbopt */
   i.dealloc::float8 AS dealloc,

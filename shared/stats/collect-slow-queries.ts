@@ -12,13 +12,16 @@ import {
 } from './findings.ts';
 import { type SlowQueryMessage, toSlowQueryMessage } from './message.ts';
 import { type QueueSendFailure, type SqsSender, sendSlowQueryMessages } from './queue.ts';
-import { rankSlowStatements, type SlowStatement } from './rank.ts';
+import { rankSlowStatements, rankSlowStatementsFetchingTexts, type SlowStatement } from './rank.ts';
 import type { StatsSettings } from './settings.ts';
 import {
   diffStatementStats,
   parseStoredStatementSnapshot,
   readStatementSnapshot,
+  readStatementTexts,
+  type StatementDelta,
   type StatementDiff,
+  type StatementSnapshot,
   type StoredStatementSnapshot,
   toStoredStatementSnapshot,
 } from './statements.ts';
@@ -151,6 +154,47 @@ const loadPrevious = async (
   }
 };
 
+const failureStatusOf = (error: Error): TargetSlowQueriesResult['status'] =>
+  isTargetUnreachable(error)
+    ? 'unreachable'
+    : error instanceof StatsError && error.code === 'PG_STAT_STATEMENTS_MISSING'
+      ? 'pg_stat_statements_missing'
+      : 'failed';
+
+/**
+ * Ranks the interval's deltas. A reading paged without texts (see `StatsTarget.statementPaging`)
+ * fetches the texts of the candidates only, in a second read-only transaction.
+ */
+const rankSlow = async (
+  deps: CollectSlowQueriesDeps,
+  target: StatsTarget,
+  read: StatementSnapshot,
+  deltas: readonly StatementDelta[],
+): Promise<SlowStatement[]> => {
+  const include = (query: string) => isExplainableStatement(query, deps.sql);
+  const pending = read.textsPending;
+  if (!pending) {
+    return rankSlowStatements(deltas, deps.settings.slowQueries, fingerprinter(deps.sql), include);
+  }
+  const dbId = deltas[0]?.entry.dbId ?? '';
+  return rankSlowStatementsFetchingTexts(
+    deltas,
+    deps.settings.slowQueries,
+    fingerprinter(deps.sql),
+    include,
+    (queryIds) =>
+      target.readOnly(deps.settings.readTimeoutMs, (q) =>
+        readStatementTexts(q, {
+          target: target.name,
+          dbId,
+          columns: pending.columns,
+          paging: pending.paging,
+          queryIds,
+        }),
+      ),
+  );
+};
+
 const collectTarget = async (
   deps: CollectSlowQueriesDeps,
   target: StatsTarget,
@@ -168,16 +212,12 @@ const collectTarget = async (
         target: target.name,
         serverVersionNum: server.serverVersionNum,
         now,
+        ...(target.statementPaging ? { paging: target.statementPaging } : {}),
       });
     });
   } catch (err) {
     const error = asError(err);
-    const status = isTargetUnreachable(error)
-      ? 'unreachable'
-      : error instanceof StatsError && error.code === 'PG_STAT_STATEMENTS_MISSING'
-        ? 'pg_stat_statements_missing'
-        : 'failed';
-    return { target: target.name, database, status, ...empty, error };
+    return { target: target.name, database, status: failureStatusOf(error), ...empty, error };
   }
   const diff = diffStatementStats(prev, read);
   const { deltas, ...summary } = diff;
@@ -189,12 +229,14 @@ const collectTarget = async (
     ...empty,
   };
   if (!diff.baseline) {
-    result.slow = rankSlowStatements(
-      deltas,
-      deps.settings.slowQueries,
-      fingerprinter(deps.sql),
-      (query) => isExplainableStatement(query, deps.sql),
-    );
+    try {
+      result.slow = await rankSlow(deps, target, read, deltas);
+    } catch (err) {
+      // The texts of a paged read come in a second transaction; without them nothing can be
+      // reported. The counters are not stored either: the next run spans both intervals.
+      const error = asError(err);
+      return { ...result, status: failureStatusOf(error), error };
+    }
     const observedAt = new Date(read.takenAt);
     for (const s of result.slow) {
       const findings = findCounterFindings(s, deps.settings.findings);

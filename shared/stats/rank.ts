@@ -82,6 +82,19 @@ const groupBy = (
   return [...groups.values()];
 };
 
+/** Deltas summed per queryid, without our own SQL and other roles' hidden statements. */
+const queryIdGroups = (deltas: readonly StatementDelta[]): Group[] =>
+  groupBy(
+    (function* () {
+      for (const d of deltas) {
+        // Our own SQL, and other roles' statements hidden from a role without pg_read_all_stats.
+        if (d.entry.query.includes(DBOPT_MARKER) || d.entry.query === HIDDEN_QUERY_TEXT) continue;
+        yield { key: d.entry.queryId, counters: d, queryId: d.entry.queryId, query: d.entry.query };
+      }
+    })(),
+    () => 1,
+  );
+
 const passes = (g: StatementCounters, limits: SlowQueryLimits): boolean =>
   g.calls >= limits.minCalls && g.calls > 0 && g.totalExecTimeMs / g.calls >= limits.minMeanMs;
 
@@ -106,16 +119,7 @@ export const rankSlowStatements = (
   include: (query: string) => boolean = () => true,
 ): SlowStatement[] => {
   if (limits.topN <= 0) return [];
-  const byQueryId = groupBy(
-    (function* () {
-      for (const d of deltas) {
-        // Our own SQL, and other roles' statements hidden from a role without pg_read_all_stats.
-        if (d.entry.query.includes(DBOPT_MARKER) || d.entry.query === HIDDEN_QUERY_TEXT) continue;
-        yield { key: d.entry.queryId, counters: d, queryId: d.entry.queryId, query: d.entry.query };
-      }
-    })(),
-    () => 1,
-  )
+  const byQueryId = queryIdGroups(deltas)
     .filter((g) => passes(g, limits))
     .sort(byTotalDesc);
   // Two queryids rarely share a fingerprint, so a few spare candidates cover merges.
@@ -158,4 +162,73 @@ export const rankSlowStatements = (
         entries: g.entries,
       };
     });
+};
+
+/**
+ * {@link rankSlowStatements} for deltas read without query texts (a reader with a response size
+ * limit, e.g. the RDS Data API): texts are fetched only for the queryids that can reach the
+ * top, `batchSize` at a time in the order of their interval time (default 3 × topN + 10,
+ * over the `2 × topN + 10` candidates the ranking fingerprints).
+ *
+ * The own-SQL, hidden-text and `include` filters need the text, so they run on the fetched
+ * texts. Fetching stops once enough candidates pass them with at least the interval time of
+ * the first queryid not fetched yet (filters only remove time, so none of the rest can
+ * overtake them): the result is the one {@link rankSlowStatements} gives with every text.
+ * `loadTexts` returns the texts of the given queryids keyed by entry key; an entry without
+ * one (evicted meanwhile) has the text ''.
+ */
+export const rankSlowStatementsFetchingTexts = async (
+  deltas: readonly StatementDelta[],
+  limits: SlowQueryLimits,
+  fingerprintOf: (query: string) => string | null,
+  include: (query: string) => boolean,
+  loadTexts: (queryIds: string[]) => Promise<ReadonlyMap<string, string>>,
+  batchSize = limits.topN * 3 + 10,
+): Promise<SlowStatement[]> => {
+  if (limits.topN <= 0 || deltas.length === 0) return [];
+  // Leaving entries out can raise a group's mean, but never above its slowest entry's mean,
+  // and never raise its calls: a queryid failing either bound cannot become a candidate.
+  const slowestMeanMs = new Map<string, number>();
+  for (const d of deltas) {
+    const mean = d.calls > 0 ? d.totalExecTimeMs / d.calls : 0;
+    if (mean > (slowestMeanMs.get(d.entry.queryId) ?? -1)) slowestMeanMs.set(d.entry.queryId, mean);
+  }
+  const order = groupBy(
+    deltas.map((d) => ({ key: d.entry.queryId, counters: d, queryId: d.entry.queryId, query: '' })),
+    () => 1,
+  )
+    .filter(
+      (g) => g.calls >= limits.minCalls && (slowestMeanMs.get(g.queryId) ?? 0) >= limits.minMeanMs,
+    )
+    .sort(byTotalDesc);
+  const wanted = limits.topN * 2 + 10;
+  const fetched = new Set<string>();
+  const texts = new Map<string, string>();
+  let known: StatementDelta[] = [];
+  for (let next = 0; next < order.length; ) {
+    const ids = order.slice(next, next + Math.max(1, batchSize)).map((g) => g.queryId);
+    next += ids.length;
+    for (const [key, text] of await loadTexts(ids)) texts.set(key, text);
+    for (const id of ids) fetched.add(id);
+    known = deltas
+      .filter((d) => fetched.has(d.entry.queryId))
+      .map((d) => ({ ...d, entry: { ...d.entry, query: texts.get(d.entry.key) ?? '' } }));
+    const boundaryMs = order[next]?.totalExecTimeMs ?? Number.NEGATIVE_INFINITY;
+    if (settledCandidates(known, limits, include, boundaryMs) >= wanted) break;
+  }
+  return rankSlowStatements(known, limits, fingerprintOf, include);
+};
+
+/** Candidates (as {@link rankSlowStatements} picks them) with at least `boundaryMs` of time. */
+const settledCandidates = (
+  deltas: readonly StatementDelta[],
+  limits: SlowQueryLimits,
+  include: (query: string) => boolean,
+  boundaryMs: number,
+): number => {
+  let settled = 0;
+  for (const g of queryIdGroups(deltas)) {
+    if (g.totalExecTimeMs >= boundaryMs && passes(g, limits) && include(g.query)) settled += 1;
+  }
+  return settled;
 };

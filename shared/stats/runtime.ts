@@ -21,6 +21,7 @@ import type { CollectSlowQueriesDeps } from './collect-slow-queries.ts';
 import type { SqsSender } from './queue.ts';
 import { TARGET_METRIC_UNITS } from './sample.ts';
 import { statsSettingsFromConfig } from './settings.ts';
+import { DATA_API_STATEMENT_PAGING } from './statements.ts';
 import {
   createEmfTargetPublisher,
   type DimensionedMetrics,
@@ -77,6 +78,8 @@ export const dataApiStatsTarget = (
     database,
     readOnly: <T>(timeoutMs: number, work: (tx: Queryable) => Promise<T>) =>
       q.withReadOnlyTransaction(timeoutMs, work),
+    // 1 MiB per response: pg_stat_statements with every text does not fit on real workloads.
+    statementPaging: DATA_API_STATEMENT_PAGING,
   });
 
 const unitOf = (name: string) => TARGET_METRIC_UNITS[name] ?? MetricUnit.Count;

@@ -5,7 +5,9 @@ import {
   STATEMENTS_INFO_SQL,
   type StatementColumns,
   statementColumnsFor,
+  statementCountersPageSqlFor,
   statementsSqlFor,
+  statementTextsPageSqlFor,
 } from './catalog.ts';
 import { pgStatStatementsMissingMessage, StatsError } from './errors.ts';
 
@@ -45,7 +47,36 @@ export interface StatementSnapshot {
   /** pg_stat_statements_info.dealloc (PG 14+): entries evicted to make room. */
   dealloc: number | null;
   entries: StatementEntry[];
+  /**
+   * Set when the reading was paged without query texts (a target with a response size limit):
+   * every `query` is '' until {@link readStatementTexts} fetched it for the candidates.
+   */
+  textsPending?: { columns: StatementColumns; paging: StatementPaging };
 }
+
+/**
+ * How to read pg_stat_statements through a reader that limits its response size (the RDS
+ * Data API: 1 MiB per response, 64 KB per row): counters without texts in pages of
+ * `counterPageRows`, then texts of the ranked candidates only, each cut to `textMaxChars`,
+ * in pages of about `textPageBytes` of JSON.
+ */
+export interface StatementPaging {
+  counterPageRows: number;
+  textPageBytes: number;
+  textMaxChars: number;
+}
+
+/**
+ * Paging for the RDS Data API. 1,000 counter rows of at most ~400 bytes of JSON each is
+ * ~400 KB (and the Data API's documented 1,000-records limit); 16,000 characters are at most
+ * 64,000 bytes (UTF-8, 4 bytes a character), under the 64 KB row limit; a text page is at most
+ * 400 KB plus one text, under 1 MiB with room for the non-ASCII escaping of the JSON records.
+ */
+export const DATA_API_STATEMENT_PAGING: StatementPaging = Object.freeze({
+  counterPageRows: 1000,
+  textPageBytes: 400_000,
+  textMaxChars: 16_000,
+});
 
 /**
  * The stored form of a {@link StatementSnapshot}: no query texts (the next diff only needs the
@@ -177,11 +208,19 @@ export const mapStatementsError = (err: unknown, target: string): unknown => {
  */
 export const readStatementSnapshot = async (
   q: Queryable,
-  options: { target: string; serverVersionNum: number; now?: () => Date },
+  options: {
+    target: string;
+    serverVersionNum: number;
+    now?: () => Date;
+    /** Page the read (counters first, texts later); absent: one statement with the texts. */
+    paging?: StatementPaging;
+  },
 ): Promise<StatementSnapshot> => {
   try {
     const columns = await readStatementColumns(q, options.target, options.serverVersionNum);
-    const { rows } = await q.query<StatementRow>(statementsSqlFor(columns));
+    const rows = options.paging
+      ? await readCounterPages(q, columns, options.paging.counterPageRows)
+      : (await q.query<StatementRow>(statementsSqlFor(columns))).rows;
     let statsResetAt: string | null = null;
     let dealloc: number | null = null;
     if (columns.info) {
@@ -197,14 +236,89 @@ export const readStatementSnapshot = async (
       statsResetAt,
       dealloc,
       entries: rows.map(toEntry),
+      ...(options.paging ? { textsPending: { columns, paging: options.paging } } : {}),
     };
   } catch (err) {
     throw mapStatementsError(err, options.target);
   }
 };
 
+/** The keyset parameters after `row` (userid, queryid[, toplevel]); NULLs before the first page. */
+const keysetParams = (
+  columns: StatementColumns,
+  row: { userid: string; queryid: string; toplevel: boolean | null } | undefined,
+): unknown[] => {
+  const key = row ? [row.userid, row.queryid, row.toplevel] : [null, null, null];
+  return columns.toplevel ? key : key.slice(0, 2);
+};
+
+/** All counters, `pageRows` at a time in key order (keyset: no OFFSET re-scans, no gaps). */
+const readCounterPages = async (
+  q: Queryable,
+  columns: StatementColumns,
+  pageRows: number,
+): Promise<StatementRow[]> => {
+  const sql = statementCountersPageSqlFor(columns);
+  const all: StatementRow[] = [];
+  let last: StatementRow | undefined;
+  for (;;) {
+    const { rows } = await q.query<StatementRow>(sql, [...keysetParams(columns, last), pageRows]);
+    for (const r of rows) all.push(r);
+    if (rows.length < pageRows) return all;
+    last = rows[rows.length - 1];
+  }
+};
+
+type TextRow = { userid: string; queryid: string; toplevel: boolean | null; query: string | null };
+
+/**
+ * Query texts of the entries with these queryids (all users, top-level and nested), keyed
+ * like {@link StatementEntry.key}, each cut to `paging.textMaxChars`, read in pages of about
+ * `paging.textPageBytes`. For a snapshot read with `paging` (see `textsPending`).
+ */
+export const readStatementTexts = async (
+  q: Queryable,
+  options: {
+    target: string;
+    dbId: string;
+    columns: StatementColumns;
+    paging: StatementPaging;
+    queryIds: readonly string[];
+  },
+): Promise<Map<string, string>> => {
+  const texts = new Map<string, string>();
+  if (options.queryIds.length === 0) return texts;
+  const { columns, paging } = options;
+  const sql = statementTextsPageSqlFor(columns);
+  let last: TextRow | undefined;
+  try {
+    for (;;) {
+      const { rows } = await q.query<TextRow>(sql, [
+        options.queryIds,
+        paging.textMaxChars,
+        paging.textPageBytes,
+        ...keysetParams(columns, last),
+      ]);
+      for (const r of rows) texts.set(entryKey({ ...r, dbid: options.dbId }), r.query ?? '');
+      // The server ends a page by size; an empty page means every remaining text was read.
+      if (rows.length === 0) return texts;
+      last = rows[rows.length - 1];
+    }
+  } catch (err) {
+    throw mapStatementsError(err, options.target);
+  }
+};
+
+const entryKey = (r: {
+  userid: string;
+  dbid: string;
+  queryid: string;
+  toplevel: boolean | null;
+}): string =>
+  `${r.userid}:${r.dbid}:${r.queryid}:${r.toplevel === null ? '' : r.toplevel ? 't' : 'f'}`;
+
 const toEntry = (r: StatementRow): StatementEntry => ({
-  key: `${r.userid}:${r.dbid}:${r.queryid}:${r.toplevel === null ? '' : r.toplevel ? 't' : 'f'}`,
+  key: entryKey(r),
   userId: r.userid,
   dbId: r.dbid,
   queryId: r.queryid,

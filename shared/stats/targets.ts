@@ -1,6 +1,7 @@
 import { type Config, shardUrlsOf } from '#shared/config';
 import { type Database, type Queryable, withReadOnlyTransaction } from '#shared/db';
 import type { MetricsSink } from '#shared/metrics';
+import type { StatementPaging } from './statements.ts';
 
 type MetricUnitValue = Parameters<MetricsSink['addMetric']>[1];
 
@@ -15,6 +16,11 @@ export interface StatsTarget {
   /** Database name as configured: the `database` dimension, also when unreachable. */
   readonly database: string;
   readOnly<T>(timeoutMs: number, work: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Set for a reader with a response size limit (the RDS Data API): pg_stat_statements is read
+   * in pages without texts, and texts only for the slow-query candidates. Absent: one read.
+   */
+  readonly statementPaging?: StatementPaging;
 }
 
 /** A target read through a (lazy) pg pool. */
