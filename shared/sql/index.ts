@@ -7,6 +7,17 @@
 /** Raw lexer tokens with byte offsets (the rewrite advisor splices statement text by token). */
 export { scanSync as scanSqlTokens } from 'libpg-query';
 export { assertSingleStatement, createSqlAnalyzer } from './analyze.ts';
+export {
+  type AstObject,
+  asList,
+  asObject,
+  integerConst,
+  nodeOf,
+  nodeType,
+  stringValues,
+  structuralKey,
+  walkNodes,
+} from './ast.ts';
 export { initSqlParser, parseStatements } from './parser.ts';
 export type {
   SqlAnalysis,

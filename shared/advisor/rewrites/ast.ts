@@ -1,4 +1,15 @@
-import { parseStatements, scanSqlTokens } from '#shared/sql';
+import {
+  type AstObject,
+  asList,
+  asObject,
+  nodeOf,
+  nodeType,
+  parseStatements,
+  scanSqlTokens,
+  stringValues,
+  structuralKey,
+  walkNodes,
+} from '#shared/sql';
 
 /**
  * Parse-tree access and text splicing for the rewrite rules. libpg-query has no deparser in
@@ -8,58 +19,15 @@ import { parseStatements, scanSqlTokens } from '#shared/sql';
  * is the original with some spans replaced. The user's formatting survives, and the result is
  * parsed again before anyone sees it.
  */
-export type AstObject = Record<string, unknown>;
-
-export const asObject = (value: unknown): AstObject | undefined =>
-  value !== null && typeof value === 'object' && !Array.isArray(value)
-    ? (value as AstObject)
-    : undefined;
-
-export const asList = (value: unknown): readonly unknown[] => (Array.isArray(value) ? value : []);
-
-/** The body of a node of type `type` (`{ FuncCall: {...} }` → `{...}`), if it is one. */
-export const nodeOf = (wrapper: unknown, type: string): AstObject | undefined =>
-  asObject(asObject(wrapper)?.[type]);
-
-/** The node type name of a wrapped node (`{ FuncCall: {...} }` → `FuncCall`). */
-export const nodeType = (wrapper: unknown): string => Object.keys(asObject(wrapper) ?? {})[0] ?? '';
-
-export const stringValues = (nodes: unknown): string[] =>
-  asList(nodes).map((n) => String(nodeOf(n, 'String')?.sval ?? ''));
-
-/** JSON of a node without `location`s, so the same expression written twice compares equal. */
-export const structuralKey = (wrapper: unknown): string =>
-  JSON.stringify(wrapper, (key, value: unknown) =>
-    key === 'location' || key.endsWith('_start') || key.endsWith('_end') ? undefined : value,
-  );
-
-const isNodeTypeName = (key: string): boolean => {
-  const first = key.charCodeAt(0);
-  return first >= 65 && first <= 90; // A-Z: node types are PascalCase, fields are snake/camel
-};
-
-/**
- * Visits every wrapped node under `value` depth-first. `visit` returns false to skip a node's
- * children.
- */
-export const walkNodes = (
-  value: unknown,
-  visit: (type: string, body: AstObject, wrapper: AstObject) => boolean,
-): void => {
-  if (Array.isArray(value)) {
-    for (const item of value) walkNodes(item, visit);
-    return;
-  }
-  const object = asObject(value);
-  if (!object) return;
-  for (const [key, child] of Object.entries(object)) {
-    const body = asObject(child);
-    if (body && isNodeTypeName(key) && Object.keys(object).length === 1) {
-      if (visit(key, body, object)) walkNodes(body, visit);
-    } else {
-      walkNodes(child, visit);
-    }
-  }
+export {
+  type AstObject,
+  asList,
+  asObject,
+  nodeOf,
+  nodeType,
+  stringValues,
+  structuralKey,
+  walkNodes,
 };
 
 /** `a.b` of a ColumnRef: its field names, or undefined for `*` and other shapes. */
