@@ -80,4 +80,23 @@ COMMENT ON TABLE dbopt.suggestions IS 'Advisor output: index, drop-index and rew
 CREATE INDEX metric_history_at_idx ON dbopt.metric_history (at);
 `,
   },
+  {
+    version: 4,
+    name: 'snapshot payloads in parts',
+    // Through the RDS Data API a response is at most 1 MiB and a row at most 64 KB: a
+    // 10k-statement snapshot (~1.1 MB of JSON) can be neither saved as one jsonb nor read back
+    // in one row. Payloads over 60,000 bytes are stored as text parts here, and the snapshots
+    // row keeps a small header naming their count and generation.
+    sql: `
+CREATE TABLE dbopt.snapshot_parts (
+  target text NOT NULL,
+  kind text NOT NULL,
+  part integer NOT NULL CHECK (part >= 0),
+  generation text NOT NULL,
+  body text NOT NULL,
+  PRIMARY KEY (target, kind, part)
+);
+COMMENT ON TABLE dbopt.snapshot_parts IS 'Large snapshot payloads (JSON text) split into parts of at most 60,000 bytes; dbopt.snapshots.payload names their count and generation';
+`,
+  },
 ]);

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { Queryable } from '#shared/db';
+import { isAppError } from '#shared/errors';
 import { RepositoryError } from './errors.ts';
 
 /** The latest cumulative-counter snapshot of one kind (e.g. 'statements') for one target. */
@@ -92,6 +94,26 @@ SET taken_at = EXCLUDED.taken_at,
     stats_reset = EXCLUDED.stats_reset,
     server_version_num = EXCLUDED.server_version_num,
     payload = EXCLUDED.payload`;
+const SQL_SAVE_SNAPSHOT_PARTS = `
+INSERT /* dbopt */ INTO dbopt.snapshot_parts (target, kind, part, generation, body)
+SELECT $1, $2, p.part, $3, p.body
+FROM unnest($4::int[], $5::text[]) AS p (part, body)
+ON CONFLICT (target, kind, part) DO UPDATE
+SET generation = EXCLUDED.generation,
+    body = EXCLUDED.body`;
+const SQL_DELETE_SNAPSHOT_PARTS_FROM = `
+DELETE /* dbopt */ FROM dbopt.snapshot_parts
+WHERE target = $1
+  AND kind = $2
+  AND part >= $3`;
+const SQL_LOAD_SNAPSHOT_PARTS = `
+SELECT /* dbopt */ part, generation, body
+FROM dbopt.snapshot_parts
+WHERE target = $1
+  AND kind = $2
+  AND part >= $3
+ORDER BY part
+LIMIT $4`;
 const SQL_RECORD_METRICS = `
 INSERT /* dbopt */ INTO dbopt.metric_history (target, metric, at, value)
 SELECT $1, m.metric, $2, m.value
@@ -144,6 +166,71 @@ SET status = $2,
     updated_at = now()
 WHERE id = $1`;
 
+/**
+ * Payloads larger than this (UTF-8 bytes of their JSON) are stored in parts of at most this
+ * size: the RDS Data API returns at most 64 KB per row and 1 MiB per response
+ * (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.limitations.html).
+ */
+export const SNAPSHOT_PART_MAX_BYTES = 60_000;
+/**
+ * Parts per statement when saving or loading: 6 × 60,000 bytes is 360 KB, under 1 MiB even
+ * when every character comes back escaped in the JSON records (2 bytes for `"` or `\`).
+ */
+export const SNAPSHOT_PARTS_PER_STATEMENT = 6;
+
+/** The header a parted snapshot keeps in dbopt.snapshots.payload. */
+interface PartsHeader {
+  'dbopt:parts': { count: number; generation: string; bytes: number };
+}
+
+const isPartsHeader = (payload: unknown): payload is PartsHeader => {
+  const header = (payload as Partial<PartsHeader> | null)?.['dbopt:parts'];
+  return (
+    typeof header === 'object' &&
+    header !== null &&
+    Number.isInteger(header.count) &&
+    typeof header.generation === 'string'
+  );
+};
+
+/**
+ * Splits JSON text into pieces of at most `maxBytes` UTF-8 bytes, never inside a character
+ * (a surrogate pair stays together).
+ */
+export const splitUtf8 = (text: string, maxBytes: number): string[] => {
+  const parts: string[] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    const pair = code >= 0xd800 && code <= 0xdbff && i + 1 < text.length;
+    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : pair ? 4 : 3;
+    if (bytes + size > maxBytes) {
+      parts.push(text.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+    if (pair) i += 1;
+  }
+  if (start < text.length) parts.push(text.slice(start));
+  return parts;
+};
+
+const UNDEFINED_TABLE = '42P01';
+
+/** "relation dbopt.snapshot_parts does not exist": the schema predates migration 4. */
+const mapPartsError = (err: unknown): unknown => {
+  const sqlState = isAppError(err) ? err.details.sqlState : (err as { code?: string } | null)?.code;
+  return sqlState === UNDEFINED_TABLE
+    ? new RepositoryError(
+        'REPOSITORY_OUTDATED',
+        'dbopt.snapshot_parts is missing (repository schema older than migration 4): run "dbopt migrate" against the repository database',
+        { cause: err },
+      )
+    : err;
+};
+
 /** Text with a zone designator at its end: Z, +hh, +hh:mm or +hhmm. */
 const HAS_ZONE = /(?:Z|[+-]\d{2}(?::?\d{2})?)$/i;
 
@@ -180,6 +267,61 @@ const toJson = (value: unknown, what: string): string => {
   }
 };
 
+const tryParse = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
+/** Reads the parts a header names, a few per statement, and parses the JSON they make up. */
+const loadParts = async (
+  db: Queryable,
+  target: string,
+  kind: string,
+  header: PartsHeader,
+): Promise<unknown> => {
+  const { count, generation } = header['dbopt:parts'];
+  const bodies: string[] = [];
+  try {
+    for (let more = true; more && bodies.length < count; ) {
+      const { rows } = await db.query(SQL_LOAD_SNAPSHOT_PARTS, [
+        target,
+        kind,
+        bodies.length,
+        SNAPSHOT_PARTS_PER_STATEMENT,
+      ]);
+      more = rows.length === SNAPSHOT_PARTS_PER_STATEMENT;
+      for (const row of rows) {
+        // A gap or a part of another save: stop, reported below.
+        if (Number(row.part) !== bodies.length || row.generation !== generation) {
+          more = false;
+          break;
+        }
+        bodies.push(String(row.body));
+      }
+    }
+  } catch (err) {
+    throw mapPartsError(err);
+  }
+  if (bodies.length < count) {
+    throw new RepositoryError(
+      'SNAPSHOT_INCOMPLETE',
+      `snapshot ${kind} of ${target} lacks parts ${bodies.length}..${count - 1} of save ${generation} (a save was interrupted); the next save replaces it`,
+    );
+  }
+  try {
+    return JSON.parse(bodies.slice(0, count).join(''));
+  } catch (err) {
+    throw new RepositoryError(
+      'SNAPSHOT_INCOMPLETE',
+      `snapshot ${kind} of ${target}: its parts do not make up JSON; the next save replaces it`,
+      { cause: err },
+    );
+  }
+};
+
 /**
  * The repository over any {@link Queryable} (a pg.Pool of the repository database). Run
  * {@link migrateRepository} first. Every statement carries the `/* dbopt *\/` marker, so the
@@ -190,24 +332,61 @@ export const createRepository = (db: Queryable): Repository => ({
     const { rows } = await db.query(SQL_LOAD_SNAPSHOT, [target, kind]);
     const row = rows[0];
     if (!row) return undefined;
+    // jsonb arrives parsed through pg, as JSON text through the Data API's JSON records; the
+    // payload is returned parsed either way. Parts a shrunken snapshot no longer names stay
+    // until the next large save overwrites them (bounded: one snapshot per target and kind).
+    const header = typeof row.payload === 'string' ? tryParse(row.payload) : row.payload;
     return {
       target,
       kind,
       takenAt: toDate(row.taken_at),
       statsReset: row.stats_reset === null ? null : toDate(row.stats_reset),
       serverVersionNum: Number(row.server_version_num),
-      payload: row.payload as T,
+      payload: (isPartsHeader(header)
+        ? await loadParts(db, target, kind, header)
+        : (header ?? row.payload)) as T,
     };
   },
 
   async saveSnapshot(snapshot) {
+    const json = toJson(snapshot.payload, `snapshot ${snapshot.kind} of ${snapshot.target}`);
+    let payload = json;
+    if (Buffer.byteLength(json) > SNAPSHOT_PART_MAX_BYTES) {
+      // Parts first, the header last: an interrupted save leaves a header whose generation
+      // the parts do not all carry, which loadSnapshot reports instead of mixing two saves.
+      const parts = splitUtf8(json, SNAPSHOT_PART_MAX_BYTES);
+      const generation = randomUUID();
+      try {
+        for (let from = 0; from < parts.length; from += SNAPSHOT_PARTS_PER_STATEMENT) {
+          const bodies = parts.slice(from, from + SNAPSHOT_PARTS_PER_STATEMENT);
+          await db.query(SQL_SAVE_SNAPSHOT_PARTS, [
+            snapshot.target,
+            snapshot.kind,
+            generation,
+            bodies.map((_, i) => from + i),
+            bodies,
+          ]);
+        }
+        await db.query(SQL_DELETE_SNAPSHOT_PARTS_FROM, [
+          snapshot.target,
+          snapshot.kind,
+          parts.length,
+        ]);
+      } catch (err) {
+        throw mapPartsError(err);
+      }
+      const header: PartsHeader = {
+        'dbopt:parts': { count: parts.length, generation, bytes: Buffer.byteLength(json) },
+      };
+      payload = JSON.stringify(header);
+    }
     await db.query(SQL_SAVE_SNAPSHOT, [
       snapshot.target,
       snapshot.kind,
       snapshot.takenAt,
       snapshot.statsReset,
       snapshot.serverVersionNum,
-      toJson(snapshot.payload, `snapshot ${snapshot.kind} of ${snapshot.target}`),
+      payload,
     ]);
   },
 
