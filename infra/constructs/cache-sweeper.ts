@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
@@ -8,6 +8,7 @@ import { functionEntry } from '../paths.ts';
 import type { DatabaseConnection } from './database-access.ts';
 import { DboptFunction } from './dbopt-function.ts';
 import type { RedisEndpoint } from './result-cache.ts';
+import { schedulerPrincipal } from './scheduler-principal.ts';
 
 /** EventBridge Scheduler's finest rate: the sweeper is started once a minute. */
 export const SWEEPER_SCHEDULE = scheduler.ScheduleExpression.rate(Duration.minutes(1));
@@ -69,23 +70,9 @@ export class CacheSweeper extends Construct {
     // A failed or throttled run is replaced by next minute's, not retried on top of it.
     this.handler.fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
 
-    const stack = Stack.of(this);
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
       description: 'EventBridge Scheduler: start the dbopt cache sweeper',
-      // Confused-deputy guard: only schedules of this account's default group may use it.
-      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: {
-            'aws:SourceAccount': stack.account,
-            'aws:SourceArn': stack.formatArn({
-              service: 'scheduler',
-              resource: 'schedule-group',
-              resourceName: 'default',
-              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
+      assumedBy: schedulerPrincipal(this),
       inlinePolicies: {
         InvokeSweeper: new iam.PolicyDocument({
           statements: [

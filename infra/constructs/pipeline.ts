@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambdaEventSources from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import type { Alerts } from './alerts.ts';
 import type { DatabaseConnection } from './database-access.ts';
 import { DboptFunction } from './dbopt-function.ts';
+import { schedulerPrincipal } from './scheduler-principal.ts';
 
 /** The metrics collector runs once a minute and must end before the next start. */
 export const COLLECT_METRICS_TIMEOUT = Duration.seconds(50);
@@ -192,26 +193,13 @@ export class Pipeline extends Construct {
     );
 
     // ── schedules ──
-    const stack = Stack.of(this);
     const collectorArns = [
       this.collectMetrics.fn.functionArn,
       this.collectSlowQueries.fn.functionArn,
     ];
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
       description: 'EventBridge Scheduler: start the dbopt collectors, park failed starts',
-      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: {
-            'aws:SourceAccount': stack.account,
-            'aws:SourceArn': stack.formatArn({
-              service: 'scheduler',
-              resource: 'schedule-group',
-              resourceName: 'default',
-              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
+      assumedBy: schedulerPrincipal(this),
       inlinePolicies: {
         StartCollectors: new iam.PolicyDocument({
           statements: [
