@@ -245,13 +245,15 @@ LIMIT ${limit}`;
  * server-side (4 bytes per character at most: 16,000 stays under the Data API's 64 KB per
  * row), in key order after the key ($4 userid, $5 queryid[, $6 toplevel]). A page ends once
  * the JSON-escaped texts before a row add up to $3 bytes (the first row always comes), so a
- * page is at most $3 bytes plus one text.
+ * page is at most $3 bytes plus one text; `end_bytes` of its last row below $3 means no
+ * text was left out.
  */
 export const statementTextsPageSqlFor = (columns: StatementColumns): string => `SELECT /* dbopt */
   t.userid,
   t.queryid,
   t.toplevel,
-  t.query
+  t.query,
+  t.end_bytes::float8 AS end_bytes
 FROM (
   SELECT
     s.userid::text AS userid,

@@ -269,7 +269,14 @@ const readCounterPages = async (
   }
 };
 
-type TextRow = { userid: string; queryid: string; toplevel: boolean | null; query: string | null };
+type TextRow = {
+  userid: string;
+  queryid: string;
+  toplevel: boolean | null;
+  query: string | null;
+  /** Bytes of the JSON-escaped texts up to and including this row's, within the page. */
+  end_bytes: number;
+};
 
 /**
  * Query texts of the entries with these queryids (all users, top-level and nested), keyed
@@ -300,9 +307,9 @@ export const readStatementTexts = async (
         ...keysetParams(columns, last),
       ]);
       for (const r of rows) texts.set(entryKey({ ...r, dbid: options.dbId }), r.query ?? '');
-      // The server ends a page by size; an empty page means every remaining text was read.
-      if (rows.length === 0) return texts;
       last = rows[rows.length - 1];
+      // The server ends a page only once its texts reach the budget: below it, none is left.
+      if (!last || Number(last.end_bytes) < paging.textPageBytes) return texts;
     }
   } catch (err) {
     throw mapStatementsError(err, options.target);
