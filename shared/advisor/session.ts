@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * The advisor's database session: one dedicated connection to the DB endpoint (HypoPG
  * indexes and prepared statements live in the backend, so this must never go through RDS
@@ -63,6 +64,13 @@ const errorText = (err: unknown): string => (err instanceof Error ? err.message 
  */
 export class AdvisorSession {
   private statementsPrepared = 0;
+  private readonly preparedNames: string[] = [];
+  /** Per session, so two runs sharing one backend (embedded PGlite) never reuse a name. */
+  private readonly namePrefix = `dbopt_advisor_${randomBytes(4).toString('hex')}`;
+
+  private statementName(n: number): string {
+    return `${this.namePrefix}_${n}`;
+  }
 
   private constructor(
     private readonly client: pg.PoolClient,
@@ -113,9 +121,20 @@ export class AdvisorSession {
     return this.timeoutMs + 5_000;
   }
 
-  /** Destroys the connection (prepared statements and hypothetical indexes go with it). */
+  /**
+   * Deallocates this run's prepared statements, then destroys the connection (hypothetical
+   * indexes go with it). On a real server the connection's end would drop the statements
+   * anyway; embedded PGlite is one backend shared by every connection, where they would
+   * otherwise outlive the run and collide with the next run's names.
+   */
   close(): void {
-    this.client.release(true);
+    const destroy = (): void => this.client.release(true);
+    if (this.preparedNames.length === 0) {
+      destroy();
+      return;
+    }
+    const deallocate = this.preparedNames.map((name) => `DEALLOCATE /* dbopt */ ${name}`);
+    this.client.query(deallocate.join('; ')).then(destroy, destroy);
   }
 
   /** Runs `work` in a read-only, rolled-back transaction with the advisor's time limit. */
@@ -134,10 +153,11 @@ export class AdvisorSession {
   /** PREPAREs one statement; returns its reference or throws the mapped error. */
   async prepare(sql: string, paramSets: readonly unknown[][]): Promise<PreparedStatementRef> {
     this.statementsPrepared += 1;
-    const name = `dbopt_advisor_${this.statementsPrepared}`;
+    const name = this.statementName(this.statementsPrepared);
     const text = `PREPARE /* dbopt */ ${name} AS ${sql}`;
     try {
       await this.client.query(text);
+      this.preparedNames.push(name);
     } catch (err) {
       throw mapDbError(err);
     }
