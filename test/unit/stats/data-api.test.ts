@@ -12,7 +12,11 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDataApiQueryable } from '#shared/db';
 import { DatabaseUnavailableError, QueryTimeoutError, SqlSyntaxError } from '#shared/errors';
-import { toNamedPlaceholders, toSqlParameter } from '../../../shared/db/data-api.ts';
+import {
+  DataApiResponseTooLargeError,
+  toNamedPlaceholders,
+  toSqlParameter,
+} from '../../../shared/db/data-api.ts';
 
 const ARNS = {
   resourceArn: 'arn:aws:rds:eu-west-1:000000000000:cluster:app',
@@ -107,6 +111,15 @@ describe('RDS Data API Queryable', () => {
       new DatabaseUnavailableException({ $metadata: {}, message: 'resuming' }),
       DatabaseUnavailableError,
       'DATABASE_UNAVAILABLE',
+    ],
+    [
+      'a response over 1 MiB',
+      new BadRequestException({
+        $metadata: {},
+        message: 'Database returned more than the allowed response size limit',
+      }),
+      DataApiResponseTooLargeError,
+      'DATA_API_RESPONSE_TOO_LARGE',
     ],
   ])('maps %s to the typed error pg errors map to', async (_name, err, type, code) => {
     // Prepare
