@@ -81,7 +81,8 @@ export const DATA_API_STATEMENT_PAGING: StatementPaging = Object.freeze({
 /**
  * The stored form of a {@link StatementSnapshot}: no query texts (the next diff only needs the
  * counters) and the counters in one flat array, 7 per entry in {@link COUNTER_FIELDS} order.
- * Compact and fast to (de)serialise as jsonb: 10k entries are ~1 MB.
+ * Compact and fast to (de)serialise as jsonb: 10k entries are ~1 MB (the repository stores a
+ * payload that large in parts of 60,000 bytes, under the Data API's 64 KB row limit).
  */
 export interface StoredStatementSnapshot {
   format: 1;
@@ -203,6 +204,11 @@ export const mapStatementsError = (err: unknown, target: string): unknown => {
 /**
  * Reads pg_stat_statements of the connected database (our own `/* dbopt *\/` statements left
  * out). Run it inside a read-only transaction.
+ *
+ * With `paging` (a reader limited to 1 MiB per response, the RDS Data API) the counters come
+ * in keyset pages without texts, our own statements included (their text is not read), and
+ * `textsPending` says to fetch the texts of the candidates with {@link readStatementTexts}
+ * (`rankSlowStatementsFetchingTexts` does, and skips our own statements then).
  *
  * @throws StatsError `PG_STAT_STATEMENTS_MISSING` with the steps to enable it.
  */
