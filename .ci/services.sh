@@ -48,6 +48,9 @@ port = ${PG_PORT}
 unix_socket_directories = '${PG_DATA}'
 shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = all
+# Every test file shares one cluster-wide pg_stat_statements: room for all of them, so that no
+# test's statements are evicted (deallocated) by another's while it runs.
+pg_stat_statements.max = 20000
 compute_query_id = on
 max_connections = 100
 fsync = off
@@ -61,6 +64,14 @@ CONF
     touch "${PG_LOG}" && chown postgres:postgres "${PG_LOG}" 2>/dev/null || true
     as_postgres "${PG_BIN}/pg_ctl" -D "${PG_DATA}" -l "${PG_LOG}" -w -t 60 start >/dev/null
     log "PostgreSQL test cluster started on ${PG_PORT}"
+  fi
+  # Clusters created before the setting existed get it now (it needs a restart).
+  if [ "$("${PG_BIN}/psql" -h 127.0.0.1 -p "${PG_PORT}" -U postgres -d postgres -tAc \
+    'SHOW pg_stat_statements.max')" != "20000" ]; then
+    "${PG_BIN}/psql" -h 127.0.0.1 -p "${PG_PORT}" -U postgres -d postgres -qc \
+      'ALTER SYSTEM SET pg_stat_statements.max = 20000' >/dev/null
+    as_postgres "${PG_BIN}/pg_ctl" -D "${PG_DATA}" -l "${PG_LOG}" -w -t 60 restart >/dev/null
+    log "PostgreSQL test cluster restarted with pg_stat_statements.max = 20000"
   fi
   for db in dbopt_test; do
     if ! "${PG_BIN}/psql" -h 127.0.0.1 -p "${PG_PORT}" -U postgres -d postgres -tAc \
