@@ -123,6 +123,10 @@ export const processMoveIo = (base: ShardIo): MoveIo => ({
   },
   connect: async (url) => {
     const client = new pg.Client({ connectionString: url });
+    // A connection that drops while idle (between batches) emits 'error'; without a listener
+    // that would crash the process. The next query rejects with the same error instead, and
+    // the move stops where its state file says, ready to resume.
+    client.on('error', () => undefined);
     await client.connect();
     return client;
   },
