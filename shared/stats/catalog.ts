@@ -133,6 +133,21 @@ export const REPLICA_REPLICATION_SQL = `SELECT /* dbopt */
     ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())
   END::float8 AS lag_seconds`;
 
+/**
+ * Aurora PostgreSQL: readers share the writer's storage and never appear in
+ * pg_stat_replication; `aurora_replica_status()` reports every node, the writer as
+ * `MASTER_SESSION_ID`, with each reader's `replica_lag_in_msec`.
+ * https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora_replica_status.html
+ */
+export const AURORA_CHECK_SQL = `SELECT /* dbopt */
+  EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p WHERE p.proname = 'aurora_replica_status') AS aurora`;
+
+export const AURORA_REPLICATION_SQL = `SELECT /* dbopt */
+  count(*)::int AS replicas,
+  (max(greatest(s.replica_lag_in_msec, 0)) / 1000.0)::float8 AS lag_seconds
+FROM aurora_replica_status() AS s
+WHERE s.session_id <> 'MASTER_SESSION_ID'`;
+
 /** Whether pg_stat_statements is created in the current database, and its version. */
 export const STATEMENTS_EXTENSION_SQL = `SELECT /* dbopt */
   e.extversion

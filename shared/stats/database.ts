@@ -1,6 +1,8 @@
 import type { Queryable } from '#shared/db';
 import {
   ACTIVITY_SQL,
+  AURORA_CHECK_SQL,
+  AURORA_REPLICATION_SQL,
   DATABASE_SQL,
   INDEXES_SQL,
   LOCKS_SQL,
@@ -120,9 +122,13 @@ export const readDatabaseSnapshot = async (
   ).rows.map((r) => ({ mode: r.mode, granted: Boolean(r.granted), locks: num(r.locks) }));
   const tables = (await q.query(TABLES_SQL, [BIG_TABLE_ROWS])).rows[0] ?? {};
   const indexes = (await q.query(INDEXES_SQL)).rows[0] ?? {};
-  const replication =
-    (await q.query(server.inRecovery ? REPLICA_REPLICATION_SQL : PRIMARY_REPLICATION_SQL))
-      .rows[0] ?? {};
+  const aurora = (await q.query<{ aurora: boolean }>(AURORA_CHECK_SQL)).rows[0]?.aurora === true;
+  const replicationSql = aurora
+    ? AURORA_REPLICATION_SQL
+    : server.inRecovery
+      ? REPLICA_REPLICATION_SQL
+      : PRIMARY_REPLICATION_SQL;
+  const replication = (await q.query(replicationSql)).rows[0] ?? {};
   let statements: DatabaseSnapshot['statements'] = null;
   const ext = (await q.query<{ extversion: string }>(STATEMENTS_EXTENSION_SQL)).rows[0];
   if (ext) {
