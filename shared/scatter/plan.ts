@@ -10,7 +10,7 @@ import {
   stringValues,
   structuralKey,
   walkNodes,
-} from './ast.ts';
+} from '#shared/sql';
 import { compareCodePoints, type TextCollator } from './compare.ts';
 import {
   type AggregateColumn,

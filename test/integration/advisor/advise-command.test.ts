@@ -7,16 +7,17 @@ import {
 } from '#shared/advisor';
 import { createDatabase, type Database } from '#shared/db';
 import { runAdviseCommand } from '../../../local/advise-command.ts';
-import { DEAD_DATABASE_URL, TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
+import {
+  DEAD_DATABASE_URL,
+  TEST_DATABASE_URL,
+  testDatabaseOptions,
+  testDatabaseUrl,
+} from '../support/env.ts';
 
 const DB_NAME = 'dbopt_it_advisor_cli';
 const NOEXT_DB_NAME = 'dbopt_it_advisor_cli_noext';
 
-const urlOf = (name: string): string => {
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-};
+const urlOf = testDatabaseUrl;
 
 const run = async (url: string, sql: string, params?: unknown[]): Promise<void> => {
   const client = new pg.Client({ connectionString: url });

@@ -8,7 +8,7 @@ import {
   type WorkloadStatement,
 } from '#shared/advisor';
 import { createDatabase, type Database } from '#shared/db';
-import { TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
+import { TEST_DATABASE_URL, testDatabaseOptions, testDatabaseUrl } from '../support/env.ts';
 
 // One database (non-C collation on purpose: LIKE 'x%' then needs text_pattern_ops) with HypoPG
 // and pg_trgm; a second one, owned by a role that may not create HypoPG, for the fallback.
@@ -16,12 +16,7 @@ const DB_NAME = 'dbopt_it_advisor_main';
 const NOHYPO_DB_NAME = 'dbopt_it_advisor_nohypo';
 const NOHYPO_ROLE = 'dbopt_it_advisor_role';
 
-const urlOf = (name: string, user?: string): string => {
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  if (user) url.username = user;
-  return url.toString();
-};
+const urlOf = testDatabaseUrl;
 
 const run = async (url: string, sql: string): Promise<void> => {
   const client = new pg.Client({ connectionString: url });

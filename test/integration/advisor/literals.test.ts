@@ -8,18 +8,14 @@ import {
 } from '#shared/advisor';
 import { createDatabase, type Database } from '#shared/db';
 import { quoteLiteral, toSqlLiteral } from '../../../shared/advisor/sql-text.ts';
-import { TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
+import { TEST_DATABASE_URL, testDatabaseOptions, testDatabaseUrl } from '../support/env.ts';
 
 // Example values (from a workload file or sampled from pg_stats, i.e. from the data) are
 // rendered into EXPLAIN EXECUTE text; under standard_conforming_strings = off a backslash
 // in a plain '…' literal is an escape character.
 const DB_NAME = 'dbopt_it_rev4_literals';
 
-const urlOf = (name: string): string => {
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-};
+const urlOf = testDatabaseUrl;
 
 const run = async (url: string, sql: string): Promise<void> => {
   const client = new pg.Client({ connectionString: url });

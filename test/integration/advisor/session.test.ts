@@ -4,18 +4,14 @@ import { adviseIndexes, DEFAULT_ADVISOR_OPTIONS } from '#shared/advisor';
 import { createDatabase, type Database } from '#shared/db';
 import type { Candidate } from '../../../shared/advisor/candidates.ts';
 import { AdvisorSession, itemKey } from '../../../shared/advisor/session.ts';
-import { TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
+import { TEST_DATABASE_URL, testDatabaseOptions, testDatabaseUrl } from '../support/env.ts';
 
 // What the advisor leaves on the target after its what-if work: nothing (no hypothetical
 // index past a transaction, no built index), and a rolled-back build gives up on a busy table
 // after lock_timeout instead of queueing writers for the whole statement_timeout.
 const DB_NAME = 'dbopt_it_rev4_session';
 
-const urlOf = (name: string): string => {
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-};
+const urlOf = testDatabaseUrl;
 
 const run = async (url: string, sql: string): Promise<void> => {
   const client = new pg.Client({ connectionString: url });

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { TEST_DATABASE_URL } from '../support/env.ts';
+import { TEST_DATABASE_URL, testDatabaseUrl } from '../support/env.ts';
 
 /**
  * A fresh database of this helper's own (prefix `dbopt_it_opt_`), dropped and recreated, so
@@ -15,9 +15,7 @@ export const recreateDatabase = async (name: string): Promise<string> => {
   } finally {
     await admin.end();
   }
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
+  return testDatabaseUrl(name);
 };
 
 /** Runs SQL on `url` with a short-lived client. */

@@ -21,15 +21,16 @@ import {
   type TargetMetricsPublisher,
 } from '#shared/stats';
 import { formatHealthReport } from '../../../local/report-command.ts';
-import { DEAD_DATABASE_URL, TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
+import {
+  DEAD_DATABASE_URL,
+  TEST_DATABASE_URL,
+  testDatabaseOptions,
+  testDatabaseUrl,
+} from '../support/env.ts';
 
 const DB_NAME = 'dbopt_it_stats_collect';
 const NOEXT_DB_NAME = 'dbopt_it_stats_noext';
-const urlOf = (name: string): string => {
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-};
+const urlOf = testDatabaseUrl;
 const URL_ = urlOf(DB_NAME);
 
 const BIG_QUERY = 'SELECT count(*) FROM it_big WHERE v = $1';

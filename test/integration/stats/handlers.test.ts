@@ -3,13 +3,11 @@ import { mockClient } from 'aws-sdk-client-mock';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SlowQueryMessageSchema } from '#shared/stats';
-import { DEAD_DATABASE_URL, TEST_DATABASE_URL } from '../support/env.ts';
+import { DEAD_DATABASE_URL, TEST_DATABASE_URL, testDatabaseUrl } from '../support/env.ts';
 import { lambdaContext } from '../support/lambda.ts';
 
 const DB_NAME = 'dbopt_it_stats_handler';
-const url = new URL(TEST_DATABASE_URL);
-url.pathname = `/${DB_NAME}`;
-const URL_ = url.toString();
+const URL_ = testDatabaseUrl(DB_NAME);
 const QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/dbopt-slow-queries';
 const QUERY = 'SELECT count(*) FROM h_big WHERE v = $1';
 

@@ -10,14 +10,10 @@ import {
   pgStatsTarget,
   type StatsSettings,
 } from '#shared/stats';
-import { TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
+import { TEST_DATABASE_URL, testDatabaseOptions, testDatabaseUrl } from '../support/env.ts';
 
 const DB_NAME = 'dbopt_it_rev3_own';
-const url = (() => {
-  const u = new URL(TEST_DATABASE_URL);
-  u.pathname = `/${DB_NAME}`;
-  return u.toString();
-})();
+const url = testDatabaseUrl(DB_NAME);
 
 const logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 

@@ -14,14 +14,10 @@ import {
   type StatsTarget,
 } from '#shared/stats';
 import { readStatementTexts, type StatementPaging } from '../../../shared/stats/statements.ts';
-import { TEST_DATABASE_URL, testDatabaseOptions } from '../support/env.ts';
+import { TEST_DATABASE_URL, testDatabaseOptions, testDatabaseUrl } from '../support/env.ts';
 
 const DB_NAME = 'dbopt_it_dapi_paged';
-const url = (() => {
-  const u = new URL(TEST_DATABASE_URL);
-  u.pathname = `/${DB_NAME}`;
-  return u.toString();
-})();
+const url = testDatabaseUrl(DB_NAME);
 
 const logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 

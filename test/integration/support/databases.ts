@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { TEST_DATABASE_URL } from './env.ts';
+import { TEST_DATABASE_URL, testDatabaseUrl } from './env.ts';
 
 /**
  * Drops (if present) and creates database `name` on the test cluster; returns its URL.
@@ -15,7 +15,5 @@ export const recreateDatabase = async (name: string): Promise<string> => {
   } finally {
     await admin.end();
   }
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
+  return testDatabaseUrl(name);
 };

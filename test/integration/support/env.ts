@@ -8,6 +8,14 @@ export const TEST_DATABASE_URL =
   process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/dbopt_test';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** The URL of database `name` (optionally as `user`) on the test cluster. */
+export const testDatabaseUrl = (name: string, user?: string): string => {
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  if (user) url.username = user;
+  return url.toString();
+};
+
 /** An address nothing listens on, for "database unreachable" paths. */
 export const DEAD_DATABASE_URL = 'postgres://postgres@127.0.0.1:1/dbopt_test';
 
